@@ -1,0 +1,1 @@
+"""Agents as Dagster resources. ``catalog`` is importable without Dagster."""

@@ -1,0 +1,1 @@
+"""Baton's tables: SQLAlchemy models, engines and Alembic migrations."""

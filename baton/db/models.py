@@ -1,0 +1,203 @@
+"""SQLAlchemy 2.0 models of Baton's state tables.
+
+Every constraint and index is named (see ``NAMING``) so that migrations can address them on
+SQLite and Postgres alike. Baton's tables hold *state*; Dagster's run storage holds
+*execution*. Rows link to Dagster runs by id and never copy their logs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on Postgres (indexable, compact); plain JSON text elsewhere.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY, so the event sequence is INTEGER there.
+SequenceType = BigInteger().with_variant(Integer(), "sqlite")
+
+RUN_STATUSES = ("pending", "running", "awaiting_approval", "completed", "failed", "aborted")
+STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped")
+APPROVAL_STATUSES = ("pending", "decided", "resuming", "resumed", "expired", "cancelled")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the store uses."""
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JsonType, Any: JsonType}
+
+
+class OrchestrationDefinition(Base):
+    """One version of one orchestration, as loaded from the library."""
+
+    __tablename__ = "orchestration_definitions"
+    __table_args__ = (
+        UniqueConstraint("organization", "slug", "version"),
+        Index("ix_orchestration_definitions_org_slug", "organization", "slug"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    checksum: Mapped[str] = mapped_column(String(64))
+    source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OrchestrationRun(Base):
+    """An orchestration run: launch to terminal state, across pauses and Dagster segments."""
+
+    __tablename__ = "orchestration_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+        Index("ix_orchestration_runs_org_status", "organization", "status"),
+        Index("ix_orchestration_runs_definition_id", "definition_id"),
+        Index("ix_orchestration_runs_parent_run_id", "parent_run_id"),
+        Index("ix_orchestration_runs_root_run_id", "root_run_id"),
+        Index("ix_orchestration_runs_created_at", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    definition_id: Mapped[int] = mapped_column(
+        ForeignKey("orchestration_definitions.id", ondelete="RESTRICT")
+    )
+    organization: Mapped[str] = mapped_column(String(100))
+    orchestration: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    inputs: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    # Children are deleted with their parent: a sub-run has no meaning without it.
+    parent_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE"), nullable=True
+    )
+    root_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE"), nullable=True
+    )
+    parent_step_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OrchestrationStep(Base):
+    """One step of one orchestration run; its output is the memo later segments reuse."""
+
+    __tablename__ = "orchestration_steps"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step_id"),
+        CheckConstraint(_in("status", STEP_STATUSES), name="status"),
+        Index("ix_orchestration_steps_run_id_position", "run_id", "position"),
+        Index("ix_orchestration_steps_dagster_run_id", "dagster_run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE")
+    )
+    step_id: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[str] = mapped_column(String(32), default="agent")
+    agent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    input: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class HumanApproval(Base):
+    """A checkpoint's request for a human decision, and the decision once made."""
+
+    __tablename__ = "human_approvals"
+    __table_args__ = (
+        CheckConstraint(_in("status", APPROVAL_STATUSES), name="status"),
+        Index("ix_human_approvals_status_requested_at", "status", "requested_at"),
+        Index("ix_human_approvals_run_id", "run_id"),
+        Index("ix_human_approvals_expires_at", "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE")
+    )
+    step_id: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    modifications: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OrchestrationEvent(Base):
+    """Append-only log of what happened to runs; the sequence orders all events globally."""
+
+    __tablename__ = "orchestration_events"
+    __table_args__ = (
+        Index("ix_orchestration_events_run_id_sequence", "run_id", "sequence"),
+        Index("ix_orchestration_events_created_at", "created_at"),
+    )
+
+    sequence: Mapped[int] = mapped_column(SequenceType, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE"), nullable=True
+    )
+    organization: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

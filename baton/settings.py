@@ -1,0 +1,97 @@
+"""One settings object for the Dagster resources, the CLI and (later) the API.
+
+Every field is read from an environment variable prefixed ``BATON_``; nested groups use a
+double underscore (``BATON_SENSORS__APPROVAL_INTERVAL_SECONDS``). The table in README.md lists
+them all.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_LIBRARY = PACKAGE_ROOT / "orchestration_defs" / "library"
+
+
+def _default_data_dir() -> Path:
+    # In a checkout (editable install) the data folder sits in the project, next to
+    # workspace.yaml; an installed wheel has no project folder, so use the user's home.
+    if (PACKAGE_ROOT / "workspace.yaml").exists():
+        return PACKAGE_ROOT / "data"
+    return Path.home() / ".baton"
+
+
+class DagsterSettings(BaseModel):
+    """Where Baton finds Dagster and how it names its code location."""
+
+    home: Path | None = Field(
+        default=None, description="DAGSTER_HOME to use; default <data_dir>/dagster."
+    )
+    location_name: str = Field(default="baton", description="Code location name.")
+    ui_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links."
+    )
+
+
+class Settings(BaseSettings):
+    """Baton's configuration (environment variables prefixed ``BATON_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BATON_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Folder for the embedded SQLite databases, Dagster home and assets.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of Baton's tables; default sqlite:///<data_dir>/baton.db.",
+    )
+    library_dir: str = Field(
+        default=str(SHIPPED_LIBRARY),
+        description="Folders of orchestration YAML files, separated by ':'.",
+    )
+    organization: str = Field(default="global", description="Default organization.")
+    auto_migrate: bool = Field(
+        default=True,
+        description="Bring Baton's tables to the newest revision when the code location loads.",
+    )
+    dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        """The database URL in clear, for SQLAlchemy only; never log it."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'baton.db'}"
+
+    @property
+    def dagster_home(self) -> Path:
+        """DAGSTER_HOME: the setting, else the environment, else <data_dir>/dagster."""
+        if self.dagster.home is not None:
+            return self.dagster.home.expanduser().resolve()
+        if os.environ.get("DAGSTER_HOME"):
+            return Path(os.environ["DAGSTER_HOME"]).expanduser().resolve()
+        return self.data_dir / "dagster"
+
+    @property
+    def library_dirs(self) -> list[Path]:
+        """The library folders, in the order given."""
+        return [Path(part).expanduser() for part in self.library_dir.split(":") if part.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

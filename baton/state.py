@@ -1,0 +1,45 @@
+"""The run and step state machines: which status may follow which.
+
+Transitions are applied with a guarded UPDATE (``WHERE status IN allowed``), so two callers
+racing for the same change cannot both win.
+"""
+
+from __future__ import annotations
+
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"running", "failed", "aborted"}),
+    "running": frozenset({"awaiting_approval", "completed", "failed", "aborted"}),
+    # A decided approval resumes the run; an expired one may fail or abort it.
+    "awaiting_approval": frozenset({"running", "failed", "aborted"}),
+    # A manual retry of a failed run starts a new segment.
+    "failed": frozenset({"running"}),
+    "completed": frozenset(),
+    "aborted": frozenset(),
+}
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "aborted"})
+
+STEP_TRANSITIONS: dict[str, frozenset[str]] = {
+    # pending -> failed: the step could not start (its template failed to render).
+    "pending": frozenset({"running", "skipped", "waiting", "failed"}),
+    # running -> running: a worker died mid-attempt and a new attempt starts.
+    "running": frozenset({"running", "completed", "failed", "waiting"}),
+    "waiting": frozenset({"running", "completed", "failed", "skipped"}),
+    "failed": frozenset({"running", "skipped"}),
+    "completed": frozenset(),
+    "skipped": frozenset(),
+}
+DONE_STEP_STATUSES = frozenset({"completed", "skipped"})
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow (or lost to a concurrent change)."""
+
+    def __init__(self, kind: str, ident: str, current: str | None, target: str) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"{kind} {ident}: cannot go from {current or 'missing'} to {target}")
+
+
+def sources_of(transitions: dict[str, frozenset[str]], target: str) -> list[str]:
+    """The statuses from which ``target`` may be reached."""
+    return sorted(s for s, targets in transitions.items() if target in targets)

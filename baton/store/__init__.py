@@ -1,0 +1,1 @@
+"""Repositories over Baton's tables and the transactional service the ops use."""

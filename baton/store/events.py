@@ -1,0 +1,42 @@
+"""The append-only event log. Rows are only ever inserted."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.db.models import OrchestrationEvent
+
+
+class EventsRepository:
+    """Append events and read them in sequence order."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append(
+        self,
+        *,
+        organization: str,
+        type: str,
+        run_id: uuid.UUID | None,
+        payload: dict[str, Any] | None = None,
+    ) -> OrchestrationEvent:
+        event = OrchestrationEvent(
+            organization=organization, type=type, run_id=run_id, payload=payload or {}
+        )
+        self.session.add(event)
+        self.session.flush()
+        return event
+
+    def list(
+        self, *, run_id: uuid.UUID | None = None, after: int = 0, limit: int = 500
+    ) -> Sequence[OrchestrationEvent]:
+        query = select(OrchestrationEvent).where(OrchestrationEvent.sequence > after)
+        if run_id is not None:
+            query = query.where(OrchestrationEvent.run_id == run_id)
+        return self.session.scalars(query.order_by(OrchestrationEvent.sequence).limit(limit)).all()

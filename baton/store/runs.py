@@ -1,0 +1,145 @@
+"""Orchestration runs: creation, guarded status changes, lineage queries, soft delete."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from baton.db.models import OrchestrationDefinition, OrchestrationRun, utcnow
+from baton.state import RUN_TRANSITIONS, TERMINAL_RUN_STATUSES, IllegalTransition, sources_of
+
+
+class RunsRepository:
+    """Runs of one database; every status change goes through ``transition``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(
+        self,
+        definition: OrchestrationDefinition,
+        *,
+        inputs: dict[str, Any],
+        run_id: uuid.UUID | None = None,
+        created_by: str | None = None,
+        parent: OrchestrationRun | None = None,
+        parent_step_id: str | None = None,
+    ) -> OrchestrationRun:
+        """A new pending run of ``definition``; a child links to its parent and root."""
+        run = OrchestrationRun(
+            id=run_id or uuid.uuid4(),
+            definition_id=definition.id,
+            organization=definition.organization,
+            orchestration=definition.slug,
+            version=definition.version,
+            status="pending",
+            inputs=inputs,
+            created_by=created_by,
+            parent_run_id=parent.id if parent else None,
+            root_run_id=(parent.root_run_id or parent.id) if parent else None,
+            parent_step_id=parent_step_id,
+        )
+        self.session.add(run)
+        self.session.flush()
+        return run
+
+    def get(self, run_id: uuid.UUID, *, include_deleted: bool = False) -> OrchestrationRun | None:
+        run = self.session.get(OrchestrationRun, run_id, populate_existing=True)
+        if run is None or (run.deleted_at is not None and not include_deleted):
+            return None
+        return run
+
+    def transition(self, run_id: uuid.UUID, target: str, **fields: Any) -> OrchestrationRun:
+        """Move a run to ``target`` if the state machine allows it from its current status.
+
+        Raises:
+            IllegalTransition: not allowed from the current status (or the run is missing).
+        """
+        allowed = sources_of(RUN_TRANSITIONS, target)
+        now = utcnow()
+        values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
+        if target == "running":
+            values.setdefault("started_at", now)
+        if target in TERMINAL_RUN_STATUSES:
+            values.setdefault("finished_at", now)
+        result = self.session.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id, OrchestrationRun.status.in_(allowed))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            current = self.session.scalar(
+                select(OrchestrationRun.status).where(OrchestrationRun.id == run_id)
+            )
+            raise IllegalTransition("run", str(run_id), current, target)
+        run = self.get(run_id, include_deleted=True)
+        assert run is not None
+        return run
+
+    def set_dagster_run(self, run_id: uuid.UUID, dagster_run_id: str) -> None:
+        self.session.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id)
+            .values(last_dagster_run_id=dagster_run_id, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    def list(
+        self,
+        *,
+        organization: str | None = None,
+        status: str | None = None,
+        orchestration: str | None = None,
+        parent_run_id: uuid.UUID | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Sequence[OrchestrationRun]:
+        """Runs newest first, without soft-deleted ones."""
+        query = select(OrchestrationRun).where(OrchestrationRun.deleted_at.is_(None))
+        if organization is not None:
+            query = query.where(OrchestrationRun.organization == organization)
+        if status is not None:
+            query = query.where(OrchestrationRun.status == status)
+        if orchestration is not None:
+            query = query.where(OrchestrationRun.orchestration == orchestration)
+        if parent_run_id is not None:
+            query = query.where(OrchestrationRun.parent_run_id == parent_run_id)
+        query = query.order_by(OrchestrationRun.created_at.desc(), OrchestrationRun.id)
+        return self.session.scalars(query.limit(limit).offset(offset)).all()
+
+    def children(self, run_id: uuid.UUID) -> Sequence[OrchestrationRun]:
+        """Direct children, oldest first."""
+        return self.session.scalars(
+            select(OrchestrationRun)
+            .where(OrchestrationRun.parent_run_id == run_id, OrchestrationRun.deleted_at.is_(None))
+            .order_by(OrchestrationRun.created_at)
+        ).all()
+
+    def descendants(self, root_run_id: uuid.UUID) -> Sequence[OrchestrationRun]:
+        """Every run below a root, oldest first."""
+        return self.session.scalars(
+            select(OrchestrationRun)
+            .where(
+                OrchestrationRun.root_run_id == root_run_id, OrchestrationRun.deleted_at.is_(None)
+            )
+            .order_by(OrchestrationRun.created_at)
+        ).all()
+
+    def soft_delete(self, run_id: uuid.UUID) -> None:
+        """Hide a run and its descendants from listings; rows stay for the audit."""
+        now = utcnow()
+        self.session.execute(
+            update(OrchestrationRun)
+            .where(
+                (OrchestrationRun.id == run_id)
+                | (OrchestrationRun.root_run_id == run_id)
+                | (OrchestrationRun.parent_run_id == run_id)
+            )
+            .values(deleted_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -1,0 +1,294 @@
+"""The store as the ops, the CLI and sensors use it: each method is one transaction.
+
+A step's output is written in the same transaction that marks it completed, together with
+its event, so a segment that starts later sees either both or neither.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from baton.db.engine import session_scope
+from baton.db.models import OrchestrationDefinition, OrchestrationEvent, OrchestrationRun
+from baton.db.models import OrchestrationStep as StepRow
+from baton.state import DONE_STEP_STATUSES, TERMINAL_RUN_STATUSES, IllegalTransition
+from baton.store.definitions import DefinitionsRepository
+from baton.store.events import EventsRepository
+from baton.store.runs import RunsRepository
+from baton.store.steps import StepsRepository
+
+
+class UnknownRun(LookupError):
+    """No orchestration run with that id."""
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """A step as the store needs to know it when a segment starts."""
+
+    step_id: str
+    kind: str
+    agent: str | None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What a starting Dagster run learns about the orchestration run it continues."""
+
+    run_id: uuid.UUID
+    organization: str
+    orchestration: str
+    version: int
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StepMemo:
+    """A finished step's stored result."""
+
+    status: str
+    output: Any
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """A run with its steps and events, for ``baton runs show``."""
+
+    run: OrchestrationRun
+    steps: Sequence[StepRow]
+    events: Sequence[OrchestrationEvent]
+    children: Sequence[OrchestrationRun]
+
+
+class RunStore:
+    """Transactional operations on Baton's tables at one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.url) as session:
+            yield session
+
+    # definitions ------------------------------------------------------------------------
+
+    def register_definition(
+        self,
+        *,
+        organization: str,
+        slug: str,
+        version: int,
+        name: str,
+        spec: dict[str, Any],
+        checksum: str,
+        description: str | None,
+        source_path: str | None,
+    ) -> int:
+        """Store a definition version (idempotent); returns its id.
+
+        Raises:
+            DefinitionConflict: that version is stored with other content.
+        """
+        with self.session() as s:
+            row = DefinitionsRepository(s).upsert(
+                organization=organization,
+                slug=slug,
+                version=version,
+                name=name,
+                spec=spec,
+                checksum=checksum,
+                description=description,
+                source_path=source_path,
+            )
+            return row.id
+
+    # runs -------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        organization: str,
+        slug: str,
+        version: int,
+        inputs: dict[str, Any],
+        created_by: str | None = None,
+        run_id: uuid.UUID | None = None,
+    ) -> uuid.UUID:
+        """A new pending run of a stored definition version."""
+        with self.session() as s:
+            definition = self._definition(s, organization, slug, version)
+            run = RunsRepository(s).create(
+                definition, inputs=inputs, run_id=run_id, created_by=created_by
+            )
+            EventsRepository(s).append(
+                organization=organization,
+                type="run.created",
+                run_id=run.id,
+                payload={"orchestration": slug, "version": version, "created_by": created_by},
+            )
+            return run.id
+
+    def begin_segment(
+        self, *, run_id: uuid.UUID, dagster_run_id: str, steps: Sequence[StepPlan]
+    ) -> Segment:
+        """Mark the run running for a new Dagster run and make sure every step has a row.
+
+        Raises:
+            UnknownRun: no such run.
+            IllegalTransition: the run is finished (completed or aborted).
+        """
+        with self.session() as s:
+            runs = RunsRepository(s)
+            run = runs.get(run_id)
+            if run is None:
+                raise UnknownRun(f"no orchestration run {run_id}")
+            if run.status != "running":  # a crashed segment's successor keeps 'running'
+                run = runs.transition(run_id, "running")
+            runs.set_dagster_run(run_id, dagster_run_id)
+            step_repo = StepsRepository(s)
+            for position, plan in enumerate(steps):
+                step_repo.ensure(
+                    run_id, plan.step_id, position=position, kind=plan.kind, agent=plan.agent
+                )
+            EventsRepository(s).append(
+                organization=run.organization,
+                type="run.segment_started",
+                run_id=run_id,
+                payload={"dagster_run_id": dagster_run_id},
+            )
+            return Segment(
+                run.id, run.organization, run.orchestration, run.version, dict(run.inputs)
+            )
+
+    def complete_run(self, run_id: uuid.UUID, outputs: dict[str, Any]) -> None:
+        with self.session() as s:
+            run = RunsRepository(s).transition(run_id, "completed", outputs=outputs)
+            EventsRepository(s).append(
+                organization=run.organization,
+                type="run.completed",
+                run_id=run_id,
+                payload={"outputs": outputs},
+            )
+
+    def fail_run(self, run_id: uuid.UUID, error: dict[str, Any]) -> bool:
+        """Mark the run failed unless it already ended; returns whether it changed."""
+        with self.session() as s:
+            runs = RunsRepository(s)
+            run = runs.get(run_id)
+            if run is None or run.status in TERMINAL_RUN_STATUSES:
+                return False
+            try:
+                run = runs.transition(run_id, "failed", error=error)
+            except IllegalTransition:
+                return False
+            EventsRepository(s).append(
+                organization=run.organization, type="run.failed", run_id=run_id, payload=error
+            )
+            return True
+
+    def get_run(self, run_id: uuid.UUID) -> OrchestrationRun:
+        with self.session() as s:
+            run = RunsRepository(s).get(run_id)
+            if run is None:
+                raise UnknownRun(f"no orchestration run {run_id}")
+            return run
+
+    def list_runs(self, **filters: Any) -> Sequence[OrchestrationRun]:
+        with self.session() as s:
+            return RunsRepository(s).list(**filters)
+
+    def run_detail(self, run_id: uuid.UUID) -> RunDetail:
+        with self.session() as s:
+            runs = RunsRepository(s)
+            run = runs.get(run_id)
+            if run is None:
+                raise UnknownRun(f"no orchestration run {run_id}")
+            return RunDetail(
+                run,
+                StepsRepository(s).list(run_id),
+                EventsRepository(s).list(run_id=run_id),
+                runs.children(run_id),
+            )
+
+    # steps ------------------------------------------------------------------------------
+
+    def step_memo(self, run_id: uuid.UUID, step_id: str) -> StepMemo | None:
+        """The stored result if the step already completed or was skipped."""
+        with self.session() as s:
+            row = StepsRepository(s).get(run_id, step_id)
+            if row is None or row.status not in DONE_STEP_STATUSES:
+                return None
+            return StepMemo(row.status, row.output)
+
+    def start_step(
+        self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str
+    ) -> int:
+        """Record a new attempt with its rendered input; returns the attempt number."""
+        with self.session() as s:
+            row = StepsRepository(s).start_attempt(
+                run_id, step_id, input=input, dagster_run_id=dagster_run_id
+            )
+            self._event(
+                s,
+                run_id,
+                "step.started",
+                {"step_id": step_id, "attempt": row.attempt, "dagster_run_id": dagster_run_id},
+            )
+            return row.attempt
+
+    def complete_step(
+        self, run_id: uuid.UUID, step_id: str, *, output: Any, usage: dict[str, Any] | None = None
+    ) -> None:
+        with self.session() as s:
+            row = StepsRepository(s).transition(run_id, step_id, "completed", output=output)
+            self._event(
+                s,
+                run_id,
+                "step.completed",
+                {"step_id": step_id, "attempt": row.attempt, "usage": usage or {}},
+            )
+
+    def skip_step(self, run_id: uuid.UUID, step_id: str, *, reason: str) -> None:
+        with self.session() as s:
+            StepsRepository(s).transition(
+                run_id, step_id, "skipped", output=None, error={"reason": reason}
+            )
+            self._event(s, run_id, "step.skipped", {"step_id": step_id, "reason": reason})
+
+    def fail_step(
+        self, run_id: uuid.UUID, step_id: str, *, error: dict[str, Any], will_retry: bool
+    ) -> None:
+        with self.session() as s:
+            row = StepsRepository(s).transition(run_id, step_id, "failed", error=error)
+            self._event(
+                s,
+                run_id,
+                "step.failed",
+                {"step_id": step_id, "attempt": row.attempt, "will_retry": will_retry, **error},
+            )
+
+    # helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _definition(
+        s: Session, organization: str, slug: str, version: int
+    ) -> OrchestrationDefinition:
+        definition = DefinitionsRepository(s).get(organization, slug, version)
+        if definition is None:
+            raise LookupError(f"definition {organization}/{slug} v{version} is not stored")
+        return definition
+
+    @staticmethod
+    def _event(s: Session, run_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
+        run = s.get(OrchestrationRun, run_id)
+        organization = run.organization if run else "global"
+        EventsRepository(s).append(
+            organization=organization, type=type_, run_id=run_id, payload=payload
+        )

@@ -1,0 +1,121 @@
+"""Steps of a run: ordering, attempts, inputs and outputs (the memo later segments reuse)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from baton.db.models import OrchestrationStep, utcnow
+from baton.state import DONE_STEP_STATUSES, STEP_TRANSITIONS, IllegalTransition, sources_of
+
+
+class StepsRepository:
+    """Step rows, one per (run, step id)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ensure(
+        self, run_id: uuid.UUID, step_id: str, *, position: int, kind: str, agent: str | None
+    ) -> OrchestrationStep:
+        """The step's row, created pending if this run has none yet."""
+        row = self.get(run_id, step_id)
+        if row is not None:
+            return row
+        row = OrchestrationStep(
+            run_id=run_id,
+            step_id=step_id,
+            position=position,
+            kind=kind,
+            agent=agent,
+            status="pending",
+            attempt=0,
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError:  # created concurrently by another segment
+            existing = self.get(run_id, step_id)
+            assert existing is not None
+            return existing
+        return row
+
+    def get(self, run_id: uuid.UUID, step_id: str) -> OrchestrationStep | None:
+        return self.session.scalar(
+            select(OrchestrationStep)
+            .where(OrchestrationStep.run_id == run_id, OrchestrationStep.step_id == step_id)
+            .execution_options(populate_existing=True)
+        )
+
+    def list(self, run_id: uuid.UUID) -> Sequence[OrchestrationStep]:
+        """The run's steps in definition order."""
+        return self.session.scalars(
+            select(OrchestrationStep)
+            .where(OrchestrationStep.run_id == run_id)
+            .order_by(OrchestrationStep.position, OrchestrationStep.id)
+        ).all()
+
+    def outputs(self, run_id: uuid.UUID) -> dict[str, Any]:
+        """Outputs of the run's completed steps by step id."""
+        rows = self.session.execute(
+            select(OrchestrationStep.step_id, OrchestrationStep.output).where(
+                OrchestrationStep.run_id == run_id, OrchestrationStep.status == "completed"
+            )
+        ).all()
+        return {step_id: output for step_id, output in rows}
+
+    def transition(
+        self, run_id: uuid.UUID, step_id: str, target: str, **fields: Any
+    ) -> OrchestrationStep:
+        """Move a step to ``target`` if allowed from its current status.
+
+        Raises:
+            IllegalTransition: not allowed from the current status.
+        """
+        now = utcnow()
+        values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
+        if target in DONE_STEP_STATUSES or target == "failed":
+            values.setdefault("finished_at", now)
+        result = self.session.execute(
+            update(OrchestrationStep)
+            .where(
+                OrchestrationStep.run_id == run_id,
+                OrchestrationStep.step_id == step_id,
+                OrchestrationStep.status.in_(sources_of(STEP_TRANSITIONS, target)),
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            current = self.get(run_id, step_id)
+            raise IllegalTransition(
+                "step", f"{run_id}/{step_id}", current.status if current else None, target
+            )
+        row = self.get(run_id, step_id)
+        assert row is not None
+        return row
+
+    def start_attempt(
+        self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str | None
+    ) -> OrchestrationStep:
+        """Mark the step running and count one more attempt."""
+        current = self.get(run_id, step_id)
+        if current is None:
+            raise IllegalTransition("step", f"{run_id}/{step_id}", None, "running")
+        return self.transition(
+            run_id,
+            step_id,
+            "running",
+            attempt=current.attempt + 1,
+            input=input,
+            error=None,
+            dagster_run_id=dagster_run_id,
+            started_at=utcnow(),
+            finished_at=None,
+        )

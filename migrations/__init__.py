@@ -1,0 +1,1 @@
+"""Alembic migrations of Baton's tables (run them with ``baton db upgrade``)."""

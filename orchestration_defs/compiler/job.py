@@ -1,0 +1,54 @@
+"""One Dagster job per orchestration: start -> steps (by their dependencies) -> finish."""
+
+from __future__ import annotations
+
+from dagster import (
+    DependencyDefinition,
+    GraphDefinition,
+    JobDefinition,
+    NodeInvocation,
+    in_process_executor,
+)
+
+from orchestration_defs.compiler.config import job_config
+from orchestration_defs.compiler.ops import (
+    BATON_IN,
+    build_finish_op,
+    build_start_op,
+    build_step_op,
+    dep_input,
+    op_name,
+)
+from orchestration_defs.language.graph import step_dependencies
+from orchestration_defs.language.models import OrchestrationSpec
+
+
+def build_job(spec: OrchestrationSpec) -> JobDefinition:
+    """The Dagster job for ``spec``; the in-process executor avoids a process per step."""
+    start = build_start_op(spec, spec.version)
+    steps = [build_step_op(spec, step) for step in spec.steps]
+    finish = build_finish_op(spec)
+    start_dep = DependencyDefinition(start.name)
+    dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}
+    for step, op in zip(spec.steps, steps, strict=True):
+        deps = {
+            dep_input(d): DependencyDefinition(op_name(spec, d)) for d in step_dependencies(step)
+        }
+        dependencies[NodeInvocation(op.name)] = {BATON_IN: start_dep, **deps}
+    dependencies[NodeInvocation(finish.name)] = {
+        BATON_IN: start_dep,
+        **{dep_input(s.id): DependencyDefinition(op_name(spec, s.id)) for s in spec.steps},
+    }
+    graph = GraphDefinition(
+        name=spec.job_name,
+        description=spec.description or spec.name,
+        node_defs=[start, *steps, finish],
+        dependencies=dependencies,
+    )
+    return graph.to_job(
+        name=spec.job_name,
+        description=spec.description or spec.name,
+        config=job_config(spec, start.name),
+        tags={**spec.tags, "baton/orchestration": spec.slug, "baton/version": str(spec.version)},
+        executor_def=in_process_executor,
+    )

@@ -1,0 +1,76 @@
+"""The step graph: dependencies from ``needs`` and template references, and cycle finding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from orchestration_defs.language.models import OrchestrationSpec, StepSpec
+from orchestration_defs.language.templates import is_template, references, walk_strings
+
+
+def template_strings(step: Mapping[str, Any]) -> list[tuple[tuple, str]]:
+    """The template strings of a raw or dumped step, with their paths inside it."""
+    found = [(("with", *path), s) for path, s in walk_strings(step.get("with"))]
+    when = step.get("when")
+    if isinstance(when, str):
+        found.append((("when",), when))
+    return [(path, s) for path, s in found if is_template(s)]
+
+
+def step_dependencies(step: StepSpec) -> list[str]:
+    """The steps ``step`` depends on, explicit needs first, in a stable order."""
+    deps: list[str] = list(dict.fromkeys(step.needs))
+    raw = step.model_dump(by_alias=True)
+    for _, text in template_strings(raw):
+        for ref in sorted(references(text).steps):
+            if ref not in deps:
+                deps.append(ref)
+    return deps
+
+
+def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Each distinct cycle as a path that ends where it starts, e.g. ``[a, b, a]``."""
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(cycle)
+            elif dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def topological_order(spec: OrchestrationSpec) -> list[str]:
+    """Step ids so that every step comes after its dependencies (file order breaks ties)."""
+    deps = {step.id: step_dependencies(step) for step in spec.steps}
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(deps):
+        progressed = False
+        for step in spec.steps:
+            if step.id not in placed and all(d in placed for d in deps[step.id]):
+                order.append(step.id)
+                placed.add(step.id)
+                progressed = True
+        if not progressed:
+            raise ValueError("the step graph has a cycle")
+    return order

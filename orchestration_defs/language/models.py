@@ -1,0 +1,159 @@
+"""Typed models of an orchestration file. Unknown keys are rejected everywhere."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+InputType = Literal["string", "integer", "number", "boolean", "array", "object"]
+Identifier = Annotated[str, Field(pattern=IDENTIFIER, max_length=100)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def matches_type(value: Any, type_: str) -> bool:
+    """Whether a JSON value is of an input type (booleans are not numbers here)."""
+    if type_ == "string":
+        return isinstance(value, str)
+    if type_ == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if type_ == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if type_ == "boolean":
+        return isinstance(value, bool)
+    if type_ == "array":
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+class InputSpec(StrictModel):
+    """A typed parameter of the orchestration, filled at launch."""
+
+    type: InputType = Field("string", description="The JSON type of the value.")
+    required: bool = Field(False, description="Refuse a launch without it.")
+    default: Any = Field(None, description="Value used when the launch gives none.")
+    enum: list[Any] | None = Field(None, description="The only values allowed.")
+    pattern: str | None = Field(None, description="Regular expression a string must match.")
+    description: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InputSpec:
+        if self.pattern is not None and self.type != "string":
+            raise ValueError("'pattern' applies only to inputs of type string")
+        for value in self.enum or []:
+            if not matches_type(value, self.type):
+                raise ValueError(f"enum value {value!r} is not of type {self.type}")
+        if self.default is not None:
+            if self.required:
+                raise ValueError("a required input cannot have a default")
+            if not matches_type(self.default, self.type):
+                raise ValueError(f"default {self.default!r} is not of type {self.type}")
+            if self.enum is not None and self.default not in self.enum:
+                raise ValueError(f"default {self.default!r} is not one of enum {self.enum}")
+        return self
+
+
+class RetrySpec(StrictModel):
+    """How often and how patiently a failing step is tried again."""
+
+    max_attempts: int = Field(1, ge=1, le=50, description="Attempts in all, the first included.")
+    delay_seconds: float = Field(0, ge=0, le=86400, description="Wait before a retry.")
+    backoff: Literal["constant", "linear", "exponential"] = "constant"
+    jitter: Literal["none", "full", "plus_minus"] = "none"
+
+    @field_validator("jitter", mode="before")
+    @classmethod
+    def _bool_jitter(cls, value: Any) -> Any:
+        if value is True:
+            return "full"
+        if value is False or value is None:
+            return "none"
+        return value
+
+    @model_validator(mode="after")
+    def _jitter_needs_delay(self) -> RetrySpec:
+        if self.jitter != "none" and self.delay_seconds == 0:
+            raise ValueError("jitter needs a delay_seconds above 0")
+        return self
+
+
+class StepSpec(StrictModel):
+    """One step: an agent call (checkpoints and sub-orchestrations come in later versions)."""
+
+    id: Identifier
+    agent: str | None = Field(None, description="Slug of the agent the step calls.")
+    checkpoint: dict[str, Any] | None = Field(
+        None, description="A human approval point (not available in this version)."
+    )
+    orchestration: str | None = Field(
+        None, description="Slug of a sub-orchestration (not available in this version)."
+    )
+    with_: Any = Field(None, alias="with", description="The step's input, templated.")
+    needs: list[Identifier] = Field(default_factory=list, description="Explicit dependencies.")
+    when: bool | str | None = Field(None, description="Templated condition; false skips.")
+    retry: RetrySpec = Field(default_factory=RetrySpec)  # type: ignore[arg-type]
+    timeout_seconds: float | None = Field(None, gt=0, le=86400 * 7)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StepSpec:
+        kinds = [k for k in ("agent", "checkpoint", "orchestration") if getattr(self, k)]
+        if len(kinds) != 1:
+            found = ", ".join(kinds) if kinds else "none"
+            raise ValueError(
+                f"a step needs exactly one of agent, checkpoint, orchestration (found: {found})"
+            )
+        if self.checkpoint is not None:
+            raise ValueError("checkpoint steps are not available in this version of Baton")
+        if self.orchestration is not None:
+            raise ValueError("orchestration steps are not available in this version of Baton")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "agent"
+
+
+class OrchestrationSpec(StrictModel):
+    """One orchestration file."""
+
+    slug: str = Field(pattern=SLUG, max_length=100, description="Unique name; the job's name.")
+    name: str = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1, description="Bump it whenever the content changes.")
+    organization: str = Field("global", min_length=1, max_length=100)
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict, description="Added to the Dagster job.")
+    inputs: dict[Identifier, InputSpec] = Field(default_factory=dict)
+    steps: list[StepSpec] = Field(min_length=1)
+    outputs: dict[Identifier, Any] = Field(
+        default_factory=dict, description="Run outputs, templated from step outputs."
+    )
+
+    @property
+    def job_name(self) -> str:
+        """The Dagster job name: the slug with dashes turned into underscores."""
+        return self.slug.replace("-", "_")
+
+    def step(self, step_id: str) -> StepSpec:
+        """The step with this id."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)

@@ -1,0 +1,140 @@
+"""Checking a parsed document: the models, then the step graph, all problems at once.
+
+The graph checks run on the raw data, so a file with a wrong type in one step still gets its
+cycles and unknown references reported in the same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestration_defs.language.errors import SpecError
+from orchestration_defs.language.graph import find_cycles, template_strings
+from orchestration_defs.language.models import OrchestrationSpec
+from orchestration_defs.language.templates import (
+    TemplateError,
+    is_template,
+    references,
+    walk_strings,
+)
+from orchestration_defs.language.yaml_loader import Path, Positions
+
+
+class _Reporter:
+    def __init__(self, source: str, positions: Positions) -> None:
+        self.source = source
+        self.positions = positions
+        self.errors: list[SpecError] = []
+
+    def add(self, path: Path, message: str) -> None:
+        line, column = self.positions.find(path)
+        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        self.errors.append(SpecError(self.source, line, column, field.replace(".[", "["), message))
+
+
+def validate_document(
+    data: Any, positions: Positions, *, source: str, known_agents: Collection[str] | None
+) -> tuple[OrchestrationSpec | None, list[SpecError]]:
+    """The spec if ``data`` is a valid orchestration, and every problem found in it."""
+    report = _Reporter(source, positions)
+    if not isinstance(data, dict):
+        report.add((), "expected a mapping with slug, name, version and steps")
+        return None, report.errors
+    spec = _validate_models(data, report)
+    _check_graph(data, report, known_agents)
+    return (spec if not report.errors else None), report.errors
+
+
+def _validate_models(data: dict[str, Any], report: _Reporter) -> OrchestrationSpec | None:
+    try:
+        return OrchestrationSpec.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            report.add(tuple(error["loc"]), _describe(error))
+        return None
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if "input" in error and kind not in ("value_error", "assertion_error"):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def _raw_steps(data: dict[str, Any]) -> list[tuple[int, dict[str, Any], str]]:
+    steps = data.get("steps")
+    if not isinstance(steps, list):
+        return []
+    return [
+        (index, step, step["id"])
+        for index, step in enumerate(steps)
+        if isinstance(step, dict) and isinstance(step.get("id"), str)
+    ]
+
+
+def _check_graph(
+    data: dict[str, Any], report: _Reporter, known_agents: Collection[str] | None
+) -> None:
+    steps = _raw_steps(data)
+    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    ids: dict[str, int] = {}
+    for index, _step, step_id in steps:
+        if step_id in ids:
+            report.add(("steps", index, "id"), f"duplicate step id '{step_id}'")
+        ids.setdefault(step_id, index)
+    graph: dict[str, list[str]] = {}
+    for index, step, step_id in steps:
+        deps = graph.setdefault(step_id, [])
+        base: Path = ("steps", index)
+        agent = step.get("agent")
+        if known_agents is not None and isinstance(agent, str) and agent not in known_agents:
+            known = ", ".join(sorted(known_agents)) or "none"
+            report.add((*base, "agent"), f"unknown agent '{agent}' (known agents: {known})")
+        needs = step.get("needs")
+        for n, need in enumerate(needs if isinstance(needs, list) else []):
+            if isinstance(need, str):
+                if need not in ids:
+                    report.add((*base, "needs", n), f"unknown step '{need}' in needs")
+                deps.append(need)
+        for path, text in template_strings(step):
+            deps.extend(_check_template(text, (*base, *path), ids, inputs, report))
+    _check_outputs(data, ids, inputs, report)
+    for cycle in find_cycles(graph):
+        index = ids[cycle[0]]
+        report.add(("steps", index), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _check_template(
+    text: str, path: Path, ids: dict[str, int], inputs: dict[str, Any], report: _Reporter
+) -> list[str]:
+    try:
+        refs = references(text)
+    except TemplateError as exc:
+        report.add(path, str(exc))
+        return []
+    for name in sorted(refs.unknown_roots):
+        report.add(path, f"unknown name '{name}' in template (use inputs, steps or run)")
+    for name in sorted(refs.inputs - set(inputs)):
+        report.add(path, f"unknown input '{name}' in template")
+    for name in sorted(refs.steps - set(ids)):
+        report.add(path, f"unknown step '{name}' in template")
+    return sorted(refs.steps & set(ids))
+
+
+def _check_outputs(
+    data: dict[str, Any], ids: dict[str, int], inputs: dict[str, Any], report: _Reporter
+) -> None:
+    outputs = data.get("outputs")
+    if not isinstance(outputs, dict):
+        return
+    for path, text in walk_strings(outputs, ("outputs",)):
+        if is_template(text):
+            _check_template(text, path, ids, inputs, report)

@@ -1,0 +1,1 @@
+"""Baton's sensors. Each module returns its own Definitions; ``definitions`` merges them."""
