@@ -9,7 +9,7 @@ from baton.settings import get_settings
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.ops import STORE_KEY
 from orchestration_defs.compiler.resources import BatonStoreResource
-from orchestration_defs.library_loader import load_and_register, prepare_database
+from baton.library import load_and_register, prepare_database
 from sensors.definitions import sensor_definitions
 
 

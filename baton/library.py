@@ -1,18 +1,17 @@
-"""Loading the library folders and storing every definition version in the database."""
+"""The definition library: loading the folders and storing every version in the database.
+
+Uses only the language and the agent catalog, so the CLI can load it without Dagster.
+"""
 
 from __future__ import annotations
-
-import logging
 
 from agent_resources.catalog import agent_catalog
 from baton.db import migrate
 from baton.settings import Settings
+from baton.store.definitions import DefinitionConflict
 from baton.store.service import RunStore
 from orchestration_defs.language.errors import SpecErrors
 from orchestration_defs.language.library import LoadedDefinition, latest_versions, load_library
-
-log = logging.getLogger(__name__)
-
 
 def prepare_database(settings: Settings) -> None:
     """Bring Baton's tables to the newest revision if allowed, else insist they are."""
@@ -24,15 +23,33 @@ def prepare_database(settings: Settings) -> None:
     migrate.upgrade(url)
 
 
+def load_checked(settings: Settings) -> list[LoadedDefinition]:
+    """Every valid definition in the library folders.
+
+    Raises:
+        SpecErrors: any file is invalid (all problems, with file and line).
+    """
+    loaded, errors = load_library(settings.library_dirs, known_agents=set(agent_catalog()))
+    if errors:
+        raise SpecErrors(errors)
+    return loaded
+
+
+def find_latest(settings: Settings, slug: str) -> LoadedDefinition | None:
+    """The newest version of ``slug`` in the library, or None."""
+    for item in latest_versions(load_checked(settings)):
+        if item.spec.slug == slug:
+            return item
+    return None
+
+
 def load_and_register(settings: Settings) -> list[LoadedDefinition]:
     """The newest version of each library definition, after storing all versions.
 
     Raises:
         SpecErrors: any file is invalid, or a stored version was changed in place.
     """
-    loaded, errors = load_library(settings.library_dirs, known_agents=set(agent_catalog()))
-    if errors:
-        raise SpecErrors(errors)
+    loaded = load_checked(settings)
     store = RunStore(settings.db_url)
     conflicts = []
     for item in loaded:
@@ -48,7 +65,7 @@ def load_and_register(settings: Settings) -> list[LoadedDefinition]:
                 description=spec.description,
                 source_path=str(item.path),
             )
-        except Exception as exc:  # DefinitionConflict: collect them all
+        except DefinitionConflict as exc:  # collect them all, then report together
             conflicts.append(f"{item.path}: {exc}")
     if conflicts:
         raise RuntimeError("definition conflicts:\n" + "\n".join(conflicts))

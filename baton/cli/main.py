@@ -1,0 +1,32 @@
+"""Entry point of the ``baton`` command. Exit codes: 0 success, 1 failure, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from baton.cli import db, define, run, runs, up
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="baton", description="YAML orchestrations of AI agents, run on Dagster."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (define, db, run, runs, up):
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

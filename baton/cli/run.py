@@ -1,0 +1,162 @@
+"""``baton run SLUG -i key=value ... [--wait] [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from typing import Any
+
+from baton.cli.output import dumps, error
+from baton.dagster_home import ensure_dagster_home
+from baton.library import find_latest, load_and_register, prepare_database
+from baton.settings import Settings, get_settings
+from baton.state import TERMINAL_RUN_STATUSES
+from baton.store.service import RunStore
+from orchestration_defs.language.errors import SpecErrors
+from orchestration_defs.language.inputs import InputError, resolve_inputs
+
+RUN_TAG = "baton/run_id"
+# --wait returns when the run ends or waits for a person.
+SETTLED = TERMINAL_RUN_STATUSES | {"awaiting_approval"}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="launch an orchestration run through Dagster")
+    p.add_argument("slug", help="the orchestration's slug")
+    p.add_argument(
+        "-i", "--input", action="append", default=[], metavar="KEY=VALUE",
+        help="an input; VALUE is read as JSON when it is valid JSON, else as a string",
+    )
+    p.add_argument("--wait", action="store_true", help="wait for the run to settle")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits at most")
+    p.set_defaults(func=run)
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; a value is JSON when it parses as JSON, else a string.
+
+    Raises:
+        ValueError: a pair has no '='.
+    """
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"input '{pair}' is not KEY=VALUE")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        given = parse_inputs(args.input)
+    except ValueError as exc:
+        error(str(exc))
+        return 2
+    try:
+        item = find_latest(settings, args.slug)
+    except SpecErrors as exc:
+        error(f"the library has invalid definitions:\n{exc}")
+        return 1
+    if item is None:
+        error(f"no orchestration '{args.slug}' in the library ({settings.library_dir})")
+        return 1
+    try:
+        inputs = resolve_inputs(item.spec.inputs, given)
+    except InputError as exc:
+        for problem in exc.problems:
+            error(problem)
+        return 1
+    prepare_database(settings)
+    load_and_register(settings)
+    store = RunStore(settings.db_url)
+    run_id = store.create_run(
+        organization=item.spec.organization, slug=item.spec.slug, version=item.spec.version,
+        inputs=inputs, created_by="cli",
+    )
+    dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, inputs)
+    if dagster_run_id is None:
+        return 1
+    if not args.wait:
+        _report(args, store, run_id, dagster_run_id, final=False)
+        return 0
+    if not args.json:
+        print(f"orchestration run {run_id} launched as Dagster run {dagster_run_id}")
+    status = _wait(settings, store, run_id, dagster_run_id, args.timeout)
+    _report(args, store, run_id, dagster_run_id, final=True)
+    return 0 if status in ("completed", "awaiting_approval") else 1
+
+
+def _launch(
+    settings: Settings, store: RunStore, run_id: uuid.UUID, job_name: str, inputs: dict[str, Any]
+) -> str | None:
+    # Imported here: Dagster takes a second to import and validate/list never need it.
+    from dagster import DagsterInstance
+
+    from baton.launch import LaunchError, launch_job
+
+    ensure_dagster_home(settings)
+    try:
+        with DagsterInstance.get() as instance:
+            return launch_job(
+                instance, settings, job_name=job_name,
+                run_config={"inputs": inputs, "baton_run_id": str(run_id)},
+                tags={RUN_TAG: str(run_id), "baton/launched_by": "cli"},
+            )
+    except LaunchError as exc:
+        store.fail_run(run_id, {"message": str(exc), "type": "LaunchError"})
+        error(str(exc))
+        return None
+
+
+def _wait(
+    settings: Settings, store: RunStore, run_id: uuid.UUID, dagster_run_id: str, timeout: float
+) -> str:
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    failed = {DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    deadline = time.monotonic() + timeout
+    with DagsterInstance.get() as instance:
+        while time.monotonic() < deadline:
+            status = store.get_run(run_id).status
+            if status in SETTLED:
+                return status
+            dagster_run = instance.get_run_by_id(dagster_run_id)
+            if dagster_run is not None and dagster_run.status in failed:
+                # The ops record their own failures; this catches a run that died before.
+                store.fail_run(run_id, {"message": f"Dagster run {dagster_run_id} ended "
+                                        f"{dagster_run.status.value}", "type": "DagsterRun"})
+                return store.get_run(run_id).status
+            time.sleep(0.3)
+    error(f"gave up waiting after {timeout:g} s; the run goes on")
+    return store.get_run(run_id).status
+
+
+def _report(
+    args: argparse.Namespace, store: RunStore, run_id: uuid.UUID, dagster_run_id: str,
+    *, final: bool,
+) -> None:
+    run = store.get_run(run_id)
+    if args.json:
+        body = {"run_id": str(run_id), "status": run.status, "outputs": run.outputs,
+                "dagster_run_id": dagster_run_id}
+        if run.error:
+            body["error"] = run.error
+        print(dumps(body))
+        return
+    if not final:
+        print(run_id)
+        return
+    print(f"status: {run.status}")
+    if run.outputs is not None:
+        print("outputs:")
+        print(dumps(run.outputs))
+    if run.error:
+        print(f"error: {run.error.get('message', run.error)}")

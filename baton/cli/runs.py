@@ -1,0 +1,95 @@
+"""``baton runs list`` and ``baton runs show ID``."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+from baton.cli.output import dumps, error, run_summary, step_summary
+from baton.settings import get_settings
+from baton.store.service import RunStore, UnknownRun
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    runs = sub.add_parser("runs", help="orchestration runs").add_subparsers(
+        dest="runs_command", required=True
+    )
+    p = runs.add_parser("list", help="recent runs, newest first")
+    p.add_argument("--status")
+    p.add_argument("--orchestration", metavar="SLUG")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=list_runs)
+    p = runs.add_parser("show", help="one run with its steps, events and Dagster runs")
+    p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=show_run)
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    store = RunStore(get_settings().db_url)
+    rows = store.list_runs(status=args.status, orchestration=args.orchestration, limit=args.limit)
+    if args.json:
+        print(dumps([run_summary(r) for r in rows]))
+        return 0
+    print(f"{'RUN ID':36}  {'ORCHESTRATION':24}  {'STATUS':18}  CREATED")
+    for r in rows:
+        created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{r.id!s:36}  {r.orchestration[:24]:24}  {r.status:18}  {created}")
+    return 0
+
+
+def show_run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    store = RunStore(settings.db_url)
+    try:
+        detail = store.run_detail(args.run_id)
+    except UnknownRun as exc:
+        error(str(exc))
+        return 1
+    segments = _segments(str(args.run_id))
+    body: dict[str, Any] = {
+        **run_summary(detail.run),
+        "steps": [step_summary(s) for s in detail.steps],
+        "segments": segments,
+        "children": [str(c.id) for c in detail.children],
+        "events": [
+            {"sequence": e.sequence, "type": e.type, "payload": e.payload, "at": e.created_at}
+            for e in detail.events
+        ],
+    }
+    if args.json:
+        print(dumps(body))
+        return 0
+    run = detail.run
+    print(f"run {run.id}  {run.orchestration} v{run.version}  status: {run.status}")
+    print(f"inputs: {dumps(run.inputs, indent=None)}")
+    if run.outputs is not None:
+        print(f"outputs: {dumps(run.outputs, indent=None)}")
+    if run.error:
+        print(f"error: {dumps(run.error, indent=None)}")
+    print("steps:")
+    for s in detail.steps:
+        extra = f"  error: {s.error.get('message') or s.error.get('reason')}" if s.error else ""
+        print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{extra}")
+    print("Dagster runs (segments), oldest first:")
+    for seg in segments:
+        print(f"  {seg['dagster_run_id']}  {seg['status']}  {seg['started'] or ''}")
+    return 0
+
+
+def _segments(run_id: str) -> list[dict[str, Any]]:
+    """The Dagster runs tagged with this orchestration run, oldest first."""
+    from dagster import DagsterInstance, RunsFilter
+
+    from baton.dagster_home import ensure_dagster_home
+
+    ensure_dagster_home(get_settings())
+    with DagsterInstance.get() as instance:
+        records = instance.get_run_records(RunsFilter(tags={"baton/run_id": run_id}))
+    return [
+        {"dagster_run_id": r.dagster_run.run_id, "status": r.dagster_run.status.value,
+         "started": r.start_time, "parent_run_id": r.dagster_run.parent_run_id}
+        for r in sorted(records, key=lambda rec: rec.create_timestamp)
+    ]
