@@ -53,10 +53,14 @@ def children_output_to(log_path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def workspace(instance: DagsterInstance, settings: Settings) -> Iterator[BaseWorkspaceRequestContext]:
+def workspace(
+    instance: DagsterInstance, settings: Settings
+) -> Iterator[BaseWorkspaceRequestContext]:
     """A workspace with Baton's code location, loaded in a code server subprocess."""
     target = ModuleTarget(
-        module_name=CODE_MODULE, attribute="defs", working_directory=str(PACKAGE_ROOT),
+        module_name=CODE_MODULE,
+        attribute="defs",
+        working_directory=str(PACKAGE_ROOT),
         location_name=settings.dagster.location_name,
     )
     with WorkspaceProcessContext(instance, target) as process_context:
@@ -91,20 +95,31 @@ def launch_job(
     with children_output_to(log_path), workspace(instance, settings) as ws:
         location, repo, remote_job = _remote_job(ws, settings.dagster.location_name, job_name)
         plan = location.get_execution_plan(
-            remote_job, dict(run_config), step_keys_to_execute=None, known_state=None,
+            remote_job,
+            dict(run_config),
+            step_keys_to_execute=None,
+            known_state=None,
             instance=instance,
         )
         run = instance.create_run(
-            job_name=job_name, run_id=None, run_config=dict(run_config),
-            resolved_op_selection=None, step_keys_to_execute=None, op_selection=None,
-            status=None, root_run_id=None, parent_run_id=None,
+            job_name=job_name,
+            run_id=None,
+            run_config=dict(run_config),
+            resolved_op_selection=None,
+            step_keys_to_execute=None,
+            op_selection=None,
+            status=None,
+            root_run_id=None,
+            parent_run_id=None,
             tags={**remote_job.tags, **tags},
             job_snapshot=remote_job.job_snapshot,
             execution_plan_snapshot=plan.execution_plan_snapshot,
             parent_job_snapshot=remote_job.parent_job_snapshot,
             remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
-            asset_selection=None, asset_check_selection=None, asset_graph=repo.asset_graph,
+            asset_selection=None,
+            asset_check_selection=None,
+            asset_graph=repo.asset_graph,
         )
         instance.launch_run(run.run_id, ws)
         return run.run_id

@@ -13,6 +13,7 @@ from baton.store.service import RunStore
 from orchestration_defs.language.errors import SpecErrors
 from orchestration_defs.language.library import LoadedDefinition, latest_versions, load_library
 
+
 def prepare_database(settings: Settings) -> None:
     """Bring Baton's tables to the newest revision if allowed, else insist they are."""
     url = settings.db_url

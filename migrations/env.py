@@ -8,6 +8,10 @@ from baton.db.engine import get_engine
 from baton.db.models import Base
 from baton.settings import get_settings
 
+# Dagster's own storage keeps an `alembic_version` table; Baton's tables may share the same
+# database (one Postgres for both), so Baton tracks its revision in a table of its own.
+VERSION_TABLE = "baton_alembic_version"
+
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().db_url
 
@@ -18,6 +22,7 @@ def run_migrations_offline() -> None:
         target_metadata=Base.metadata,
         literal_binds=True,
         render_as_batch=url.startswith("sqlite"),
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -39,6 +44,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from dagster import Definitions
 
-from agent_resources.registry import agent_resources
+from baton.library import load_and_register, prepare_database
 from baton.settings import get_settings
 from orchestration_defs.compiler.job import build_job
-from orchestration_defs.compiler.ops import STORE_KEY
-from orchestration_defs.compiler.resources import BatonStoreResource
-from baton.library import load_and_register, prepare_database
+from orchestration_defs.compiler.resources import default_resources
 from sensors.definitions import sensor_definitions
 
 
@@ -18,8 +19,18 @@ def build_definitions() -> Definitions:
     settings = get_settings()
     prepare_database(settings)
     jobs = [build_job(item.spec) for item in load_and_register(settings)]
-    core = Definitions(jobs=jobs, resources={STORE_KEY: BatonStoreResource(), **agent_resources()})
+    core = Definitions(jobs=jobs, resources=default_resources())
     return Definitions.merge(core, sensor_definitions())
 
 
-defs = build_definitions()
+@cache
+def _defs() -> Definitions:
+    return build_definitions()
+
+
+def __getattr__(name: str) -> Any:
+    # `defs` is built on first access (when Dagster loads the code location), not on import,
+    # so tests and tools can import this module under their own settings.
+    if name == "defs":
+        return _defs()
+    raise AttributeError(name)

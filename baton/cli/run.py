@@ -26,7 +26,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="launch an orchestration run through Dagster")
     p.add_argument("slug", help="the orchestration's slug")
     p.add_argument(
-        "-i", "--input", action="append", default=[], metavar="KEY=VALUE",
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="an input; VALUE is read as JSON when it is valid JSON, else as a string",
     )
     p.add_argument("--wait", action="store_true", help="wait for the run to settle")
@@ -78,8 +82,11 @@ def run(args: argparse.Namespace) -> int:
     load_and_register(settings)
     store = RunStore(settings.db_url)
     run_id = store.create_run(
-        organization=item.spec.organization, slug=item.spec.slug, version=item.spec.version,
-        inputs=inputs, created_by="cli",
+        organization=item.spec.organization,
+        slug=item.spec.slug,
+        version=item.spec.version,
+        inputs=inputs,
+        created_by="cli",
     )
     dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, inputs)
     if dagster_run_id is None:
@@ -106,7 +113,9 @@ def _launch(
     try:
         with DagsterInstance.get() as instance:
             return launch_job(
-                instance, settings, job_name=job_name,
+                instance,
+                settings,
+                job_name=job_name,
                 run_config={"inputs": inputs, "baton_run_id": str(run_id)},
                 tags={RUN_TAG: str(run_id), "baton/launched_by": "cli"},
             )
@@ -131,8 +140,13 @@ def _wait(
             dagster_run = instance.get_run_by_id(dagster_run_id)
             if dagster_run is not None and dagster_run.status in failed:
                 # The ops record their own failures; this catches a run that died before.
-                store.fail_run(run_id, {"message": f"Dagster run {dagster_run_id} ended "
-                                        f"{dagster_run.status.value}", "type": "DagsterRun"})
+                store.fail_run(
+                    run_id,
+                    {
+                        "message": f"Dagster run {dagster_run_id} ended {dagster_run.status.value}",
+                        "type": "DagsterRun",
+                    },
+                )
                 return store.get_run(run_id).status
             time.sleep(0.3)
     error(f"gave up waiting after {timeout:g} s; the run goes on")
@@ -140,13 +154,21 @@ def _wait(
 
 
 def _report(
-    args: argparse.Namespace, store: RunStore, run_id: uuid.UUID, dagster_run_id: str,
-    *, final: bool,
+    args: argparse.Namespace,
+    store: RunStore,
+    run_id: uuid.UUID,
+    dagster_run_id: str,
+    *,
+    final: bool,
 ) -> None:
     run = store.get_run(run_id)
     if args.json:
-        body = {"run_id": str(run_id), "status": run.status, "outputs": run.outputs,
-                "dagster_run_id": dagster_run_id}
+        body = {
+            "run_id": str(run_id),
+            "status": run.status,
+            "outputs": run.outputs,
+            "dagster_run_id": dagster_run_id,
+        }
         if run.error:
             body["error"] = run.error
         print(dumps(body))

@@ -89,7 +89,11 @@ def _segments(run_id: str) -> list[dict[str, Any]]:
     with DagsterInstance.get() as instance:
         records = instance.get_run_records(RunsFilter(tags={"baton/run_id": run_id}))
     return [
-        {"dagster_run_id": r.dagster_run.run_id, "status": r.dagster_run.status.value,
-         "started": r.start_time, "parent_run_id": r.dagster_run.parent_run_id}
+        {
+            "dagster_run_id": r.dagster_run.run_id,
+            "status": r.dagster_run.status.value,
+            "started": r.start_time,
+            "parent_run_id": r.dagster_run.parent_run_id,
+        }
         for r in sorted(records, key=lambda rec: rec.create_timestamp)
     ]

@@ -12,6 +12,8 @@ from alembic.script import ScriptDirectory
 from baton.db.engine import get_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# Not `alembic_version`: Dagster's storage uses that name when it shares the database.
+VERSION_TABLE = "baton_alembic_version"
 
 
 def alembic_config(url: str) -> Config:
@@ -37,7 +39,8 @@ def downgrade(url: str, revision: str = "-1") -> None:
 def current_revision(url: str) -> str | None:
     """The revision the database is at, or None for an empty database."""
     with get_engine(url).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
 
 
 def head_revision() -> str | None:

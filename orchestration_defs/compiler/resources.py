@@ -19,3 +19,11 @@ class BatonStoreResource(ConfigurableResource):
     def store(self) -> RunStore:
         """The store at the configured database."""
         return RunStore(self.database_url or get_settings().db_url)
+
+
+def default_resources() -> dict[str, ConfigurableResource]:
+    """The store and one resource per catalog agent, as the code location binds them."""
+    from agent_resources.registry import agent_resources
+    from orchestration_defs.compiler.ops import STORE_KEY
+
+    return {STORE_KEY: BatonStoreResource(), **agent_resources()}

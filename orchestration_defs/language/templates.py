@@ -20,7 +20,20 @@ ROOT_NAMES = frozenset({"inputs", "steps", "run"})
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _FALSE_STRINGS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with one change: a dict's keys win over its methods.
+
+    Plain Jinja resolves ``inputs.items`` to ``dict.items``; in orchestration data a key named
+    ``items``, ``keys`` or ``values`` is far more likely to be meant.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+_env = _Environment(undefined=StrictUndefined, autoescape=False)
 
 
 class TemplateError(Exception):

@@ -1,0 +1,42 @@
+# Baton: the two commands a new machine needs are `make up` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test test-fast lint typecheck db-upgrade clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## install: create .venv and install Baton with its dev tools
+install: $(STAMP)
+
+## up: start the Dagster webserver (127.0.0.1:3000) and daemon on the embedded default
+up: $(STAMP)
+	$(BIN)/baton up
+
+## test: the whole test suite (Postgres tests skip outside CI when no server is reachable)
+test: $(STAMP)
+	$(BIN)/pytest
+
+## test-fast: everything but the tests that start Dagster processes
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+## lint: ruff (lint and format check) and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy baton orchestration_defs agent_resources sensors
+
+## db-upgrade: migrate Baton's tables to the newest revision
+db-upgrade: $(STAMP)
+	$(BIN)/baton db upgrade
+
+## clean: remove the embedded data folder (runs, Dagster storage)
+clean:
+	rm -rf data

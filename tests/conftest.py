@@ -1,0 +1,94 @@
+"""Shared fixtures: isolated settings, migrated databases on SQLite and on Postgres.
+
+Postgres tests use the server at 127.0.0.1:5432 (override with BATON_TEST_PG_URL). Outside
+CI they are skipped when it is unreachable; in CI (CI=true) a missing server fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from baton.db import migrate
+from baton.db.engine import get_engine
+from baton.settings import get_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "BATON_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own data folder and DAGSTER_HOME; settings are re-read."""
+    data = tmp_path / "baton-data"
+    monkeypatch.setenv("BATON_DATA_DIR", str(data))
+    monkeypatch.delenv("BATON_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BATON_LIBRARY_DIR", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
+    get_settings.cache_clear()
+    yield data
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """An empty SQLite database file."""
+    return f"sqlite:///{tmp_path / 'baton-test.db'}"
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> str:
+    """A SQLite database migrated to head (``alembic upgrade head``)."""
+    migrate.upgrade(sqlite_url)
+    return sqlite_url
+
+
+def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty Postgres database, dropped afterwards."""
+    name = f"baton_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        if IN_CI:
+            pytest.fail(f"Postgres is required in CI but unreachable at {PG_ADMIN_URL}: {exc}")
+        pytest.skip(f"Postgres unreachable at {PG_ADMIN_URL}: {exc}")
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        get_engine(url).dispose()
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> str:
+    """A Postgres database migrated to head."""
+    migrate.upgrade(pg_url)
+    return pg_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database, once on SQLite and once on Postgres."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_db")
+    return request.getfixturevalue("pg_db")
