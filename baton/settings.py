@@ -57,7 +57,6 @@ class Settings(BaseSettings):
         default=str(SHIPPED_LIBRARY),
         description="Folders of orchestration YAML files, separated by ':'.",
     )
-    organization: str = Field(default="global", description="Default organization.")
     auto_migrate: bool = Field(
         default=True,
         description="Bring Baton's tables to the newest revision when the code location loads.",

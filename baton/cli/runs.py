@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from baton.cli.output import dumps, error, run_summary, step_summary
@@ -74,9 +75,14 @@ def show_run(args: argparse.Namespace) -> int:
         extra = f"  error: {s.error.get('message') or s.error.get('reason')}" if s.error else ""
         print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{extra}")
     print("Dagster runs (segments), oldest first:")
+    ui = settings.dagster.ui_url.rstrip("/")
     for seg in segments:
-        print(f"  {seg['dagster_run_id']}  {seg['status']}  {seg['started'] or ''}")
+        print(f"  {seg['dagster_run_id']}  {seg['status']:9}  {ui}/runs/{seg['dagster_run_id']}")
     return 0
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp else None
 
 
 def _segments(run_id: str) -> list[dict[str, Any]]:
@@ -92,7 +98,8 @@ def _segments(run_id: str) -> list[dict[str, Any]]:
         {
             "dagster_run_id": r.dagster_run.run_id,
             "status": r.dagster_run.status.value,
-            "started": r.start_time,
+            "started_at": _iso(r.start_time),
+            "finished_at": _iso(r.end_time),
             "parent_run_id": r.dagster_run.parent_run_id,
         }
         for r in sorted(records, key=lambda rec: rec.create_timestamp)
