@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, ExecuteInProcessResult, JobDefinition
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JobDefinition
 
 from agent_resources.base import AgentError, AgentRequest, AgentResource, AgentResult
 from agent_resources.echo import EchoAgent
@@ -101,3 +101,18 @@ def execute(
         resources=resources,
         raise_on_error=False,
     )
+
+
+def scripted_job(text: str, url: str, key: str, fail: dict[str, int]) -> JobDefinition:
+    """A compiled job with its resources bound (a ScriptedAgent as ``echo``).
+
+    Module level so ``build_reconstructable_job`` can rebuild it, as Dagster's re-execution
+    needs a reconstructable job.
+    """
+    spec, errors = load_text(textwrap.dedent(text), source="test.yaml", known_agents={"echo"})
+    assert spec is not None, errors
+    resources = {
+        "baton_store": BatonStoreResource(database_url=url),
+        "agent_echo": ScriptedAgent(key=key, fail=fail),
+    }
+    return Definitions(jobs=[build_job(spec)], resources=resources).get_job_def(spec.job_name)

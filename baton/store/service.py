@@ -150,7 +150,7 @@ class RunStore:
             if run is None:
                 raise UnknownRun(f"no orchestration run {run_id}")
             if run.status != "running":  # a crashed segment's successor keeps 'running'
-                run = runs.transition(run_id, "running")
+                run = runs.transition(run_id, "running", error=None)
             runs.set_dagster_run(run_id, dagster_run_id)
             step_repo = StepsRepository(s)
             for position, plan in enumerate(steps):
@@ -166,6 +166,24 @@ class RunStore:
             return Segment(
                 run.id, run.organization, run.orchestration, run.version, dict(run.inputs)
             )
+
+    def reopen_failed(self, run_id: uuid.UUID, *, dagster_run_id: str) -> bool:
+        """Mark a failed run running again for a Dagster re-execution; False if not failed."""
+        with self.session() as s:
+            runs = RunsRepository(s)
+            run = runs.get(run_id)
+            if run is None or run.status != "failed":
+                return False
+            try:
+                run = runs.transition(run_id, "running", error=None)
+            except IllegalTransition:  # reopened concurrently
+                return False
+            runs.set_dagster_run(run_id, dagster_run_id)
+            EventsRepository(s).append(
+                organization=run.organization, type="run.segment_started", run_id=run_id,
+                payload={"dagster_run_id": dagster_run_id, "reexecution": True},
+            )
+            return True
 
     def complete_run(self, run_id: uuid.UUID, outputs: dict[str, Any]) -> None:
         with self.session() as s:

@@ -84,26 +84,53 @@ def build_start_op(spec: OrchestrationSpec, definition_version: int) -> OpDefini
 def _resolve_run_id(
     context: OpExecutionContext, spec: OrchestrationSpec, version: int, store: RunStore
 ) -> uuid.UUID:
-    """The run named in config, else in the Dagster run's tags (a re-execution), else new."""
-    given = context.op_config.get(RUN_ID_FIELD) or context.run.tags.get(RUN_TAG)
+    """The run named in config or carried by the Dagster run's lineage, else a new one."""
+    given = context.op_config.get(RUN_ID_FIELD) or _lineage_run_id(context)
     if given:
         try:
-            return uuid.UUID(given)
+            run_id = uuid.UUID(given)
         except ValueError as exc:
             raise Failure(f"{RUN_ID_FIELD} '{given}' is not a run id", allow_retries=False) from exc
-    try:
-        inputs = resolve_inputs(spec.inputs, context.op_config.get("inputs") or {})
-    except InputError as exc:
-        raise Failure(f"invalid inputs: {exc}", allow_retries=False) from exc
-    run_id = store.create_run(
-        organization=spec.organization,
-        slug=spec.slug,
-        version=version,
-        inputs=inputs,
-        created_by=context.run.tags.get("dagster/user") or "dagster-ui",
-    )
-    context.instance.add_run_tags(context.run_id, {RUN_TAG: str(run_id)})
+    else:
+        try:
+            inputs = resolve_inputs(spec.inputs, context.op_config.get("inputs") or {})
+        except InputError as exc:
+            raise Failure(f"invalid inputs: {exc}", allow_retries=False) from exc
+        run_id = store.create_run(
+            organization=spec.organization,
+            slug=spec.slug,
+            version=version,
+            inputs=inputs,
+            created_by=context.run.tags.get("dagster/user") or "dagster-ui",
+        )
+    if context.run.tags.get(RUN_TAG) != str(run_id):
+        context.instance.add_run_tags(context.run_id, {RUN_TAG: str(run_id)})
     return run_id
+
+
+def _lineage_run_id(context: OpExecutionContext) -> str | None:
+    """The orchestration run of this Dagster run's tags, or of the run it re-executes.
+
+    Dagster's re-execution (from the UI) does not always copy tags; its parent's tag says
+    which orchestration run a re-execution continues.
+    """
+    own = context.run.tags.get(RUN_TAG)
+    if own:
+        return own
+    for parent_id in (context.run.parent_run_id, context.run.root_run_id):
+        parent = context.instance.get_run_by_id(parent_id) if parent_id else None
+        if parent is not None and parent.tags.get(RUN_TAG):
+            return parent.tags[RUN_TAG]
+    return None
+
+
+def _continue_reexecution(context: OpExecutionContext, store: RunStore, run_id: uuid.UUID) -> None:
+    """A Dagster re-execution from failure skips the start op: reopen the failed run here."""
+    if context.run.parent_run_id is None:
+        return
+    if store.reopen_failed(run_id, dagster_run_id=context.run_id):
+        context.instance.add_run_tags(context.run_id, {RUN_TAG: str(run_id)})
+        context.log.info(f"orchestration run {run_id} continues in re-execution {context.run_id}")
 
 
 # steps ------------------------------------------------------------------------------------
@@ -120,6 +147,7 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         baton = inputs[BATON_IN]
         run_id = uuid.UUID(baton["run_id"])
         store = _store(context)
+        _continue_reexecution(context, store, run_id)
         memo = store.step_memo(run_id, step.id)
         if memo is not None:
             context.log.info(f"step '{step.id}' already {memo.status}: reusing its output")
@@ -268,6 +296,7 @@ def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
         baton = inputs[BATON_IN]
         run_id = uuid.UUID(baton["run_id"])
         store = _store(context)
+        _continue_reexecution(context, store, run_id)
         results = {sid: inputs[dep_input(sid)] for sid in step_ids}
         try:
             outputs = render(spec.outputs, template_context(baton, results, context.run_id))
