@@ -1,12 +1,32 @@
-"""The one small interface every agent resource implements: a request in, a result out."""
+"""The one small interface every agent implements: a typed request in, a typed result out.
+
+Nothing here imports Dagster: agents know nothing of jobs or sensors. The Dagster resources
+that wrap them are in ``agent_resources.resources``.
+"""
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
-from dagster import ConfigurableResource
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_resources.catalog import AgentEntry
+
+ErrorKind = Literal[
+    "rate_limited",
+    "server",
+    "timeout",
+    "client",
+    "validation",
+    "bad_response",
+    "limit",
+    "config",
+    "sandbox",
+    "internal",
+]
+_RETRYABLE_KINDS = frozenset({"rate_limited", "server", "timeout", "bad_response"})
 
 
 class AgentRequest(BaseModel):
@@ -16,7 +36,11 @@ class AgentRequest(BaseModel):
     step_id: str
     attempt: int = Field(ge=1)
     input: Any = Field(description="The step's rendered `with`.")
+    orchestration: str = ""
     timeout_seconds: float | None = None
+    env: Mapping[str, str] = Field(
+        default_factory=dict, description="Only the env vars the agent's entry declares."
+    )
 
     @property
     def idempotency_key(self) -> str:
@@ -24,31 +48,81 @@ class AgentRequest(BaseModel):
         return f"{self.run_id}:{self.step_id}:{self.attempt}"
 
 
+class DeliverableDraft(BaseModel):
+    """Something a step produced for people: text/JSON content, or bytes kept as an asset."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    type: str = Field(description="e.g. text, json, image, report")
+    name: str = "result"
+    content: Any = None
+    data: bytes | None = Field(default=None, description="Bytes to keep in the asset store.")
+    mime_type: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class AgentResult(BaseModel):
     """What the agent gives back."""
 
     output: Any = None
     usage: dict[str, Any] = Field(default_factory=dict)
+    deliverables: list[DeliverableDraft] = Field(default_factory=list)
 
 
 class AgentError(Exception):
-    """An agent call that failed; ``retryable`` says whether trying again can help."""
+    """An agent call that failed; ``retryable`` says whether trying again can help.
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    ``kind`` classifies it (rate_limited, server and timeout are retryable; client, validation,
+    limit, config and sandbox are not); ``retry_after`` carries a server's Retry-After.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        kind: ErrorKind = "internal",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.kind = kind
+        self.retryable = kind in _RETRYABLE_KINDS if retryable is None else retryable
+        self.retry_after = retry_after
 
 
-class AgentResource(ConfigurableResource):
-    """Base class of agent resources."""
+class Agent(ABC):
+    """Base of agent implementations, built from a catalog entry.
 
-    @abstractmethod
-    def run(self, *, request: AgentRequest) -> AgentResult:
-        """Call the agent.
+    Subclasses set ``config_model`` (validates ``entry.config``) and ``input_model`` (what a
+    step's ``with`` must look like; None accepts anything).
+    """
 
-        Args:
-            request: The step's rendered input and identity.
+    config_model: ClassVar[type[BaseModel]]
+    input_model: ClassVar[type[BaseModel] | None] = None
+
+    def __init__(self, entry: AgentEntry) -> None:
+        self.entry = entry
+        self.config = self.config_model.model_validate(entry.config)
+
+    def parse_input(self, value: Any) -> Any:
+        """The request input validated against ``input_model``.
 
         Raises:
-            AgentError: The call failed; its ``retryable`` flag steers the step's retries.
+            AgentError: the input does not fit (kind ``validation``).
+        """
+        if self.input_model is None:
+            return value
+        try:
+            return self.input_model.model_validate(value)
+        except Exception as exc:
+            raise AgentError(
+                f"invalid input for agent '{self.entry.slug}': {exc}", kind="validation"
+            ) from exc
+
+    @abstractmethod
+    def run(self, request: AgentRequest) -> AgentResult:
+        """Call the agent.
+
+        Raises:
+            AgentError: the call failed; ``retryable`` steers the step's retries.
         """

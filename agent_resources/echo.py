@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from agent_resources.base import AgentRequest, AgentResource, AgentResult
+from pydantic import BaseModel
+
+from agent_resources.base import Agent, AgentRequest, AgentResult
 
 
-class EchoAgent(AgentResource):
+class EchoConfig(BaseModel):
+    """Echo takes no configuration."""
+
+
+class EchoAgent(Agent):
     """Returns the step's rendered ``with`` unchanged; handy for tests and reshaping data."""
 
-    def run(self, *, request: AgentRequest) -> AgentResult:
-        """Echo the input back.
+    config_model = EchoConfig
 
-        Args:
-            request: The step's rendered input.
-        """
+    def run(self, request: AgentRequest) -> AgentResult:
         return AgentResult(output=request.input)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from agent_resources.base import AgentResource
 from agent_resources.catalog import agent_catalog
-from agent_resources.echo import EchoAgent
-
-_FACTORIES: dict[str, type[AgentResource]] = {"echo": EchoAgent}
+from agent_resources.resources import RESOURCE_CLASSES, AgentResource
 
 
 def agent_resources() -> dict[str, AgentResource]:
-    """One configured resource per catalog agent."""
-    return {entry.resource_key: _FACTORIES[slug]() for slug, entry in agent_catalog().items()}
+    """One resource per catalog agent, of its type's class."""
+    return {
+        entry.resource_key: RESOURCE_CLASSES[entry.type](slug=entry.slug)
+        for entry in agent_catalog().values()
+    }

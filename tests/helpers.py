@@ -11,8 +11,8 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JobDefinition
 
-from agent_resources.base import AgentError, AgentRequest, AgentResource, AgentResult
-from agent_resources.echo import EchoAgent
+from agent_resources.base import AgentError, AgentRequest, AgentResult
+from agent_resources.resources import AgentResource, EchoAgentResource
 from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import BatonStoreResource
@@ -93,7 +93,7 @@ def execute(
     """Run a compiled job on a real instance with Baton's store at ``url``."""
     resources: dict[str, Any] = {
         "baton_store": BatonStoreResource(database_url=url),
-        "agent_echo": agent or EchoAgent(),
+        "agent_echo": agent or EchoAgentResource(slug="echo"),
     }
     return job.execute_in_process(
         run_config={"inputs": inputs or {}, "baton_run_id": run_id},

@@ -12,8 +12,9 @@ from typing import Any
 
 from dagster import Failure, In, OpDefinition, OpExecutionContext, Out, Output
 
-from agent_resources.base import AgentError, AgentRequest, AgentResource, AgentResult
+from agent_resources.base import AgentError, AgentRequest, AgentResult
 from agent_resources.catalog import agent_catalog
+from agent_resources.resources import AgentResource
 from baton.state import IllegalTransition
 from baton.store.service import RunStore, StepPlan, UnknownRun
 from orchestration_defs.compiler.config import RUN_ID_FIELD, start_op_schema
