@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         default=str(SHIPPED_LIBRARY),
         description="Folders of orchestration YAML files, separated by ':'.",
     )
+    assets_dir: Path | None = Field(
+        default=None, description="Folder of the asset store; default <data_dir>/assets."
+    )
     auto_migrate: bool = Field(
         default=True,
         description="Bring Baton's tables to the newest revision when the code location loads.",

@@ -10,7 +10,7 @@ import uuid
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from orchestration_defs.compiler.ops import RUN_TAG
+from orchestration_defs.compiler.common import RUN_TAG
 from orchestration_defs.compiler.resources import BatonStoreResource
 
 

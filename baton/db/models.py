@@ -58,7 +58,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {dict[str, Any]: JsonType, Any: JsonType}
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType, Any: JsonType}
 
 
 class OrchestrationDefinition(Base):
@@ -200,4 +200,50 @@ class OrchestrationEvent(Base):
     organization: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentRecord(Base):
+    """The catalog entry of an agent as last seeded (the YAML files are the source)."""
+
+    __tablename__ = "agents"
+
+    slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    env: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    limits: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    checksum: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Deliverable(Base):
+    """Something a step produced for people: content inline, or bytes in the asset store."""
+
+    __tablename__ = "deliverables"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step_id", "name", "version"),
+        Index("ix_deliverables_run_id_step_id", "run_id", "step_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orchestration_runs.id", ondelete="CASCADE")
+    )
+    step_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(64))
+    content: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    asset_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mime_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # `metadata` is reserved by SQLAlchemy's declarative base, hence the attribute name.
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonType, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -14,11 +14,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from baton.assets import AssetStore
 from baton.db.engine import session_scope
-from baton.db.models import OrchestrationDefinition, OrchestrationEvent, OrchestrationRun
+from baton.db.models import (
+    Deliverable,
+    OrchestrationDefinition,
+    OrchestrationEvent,
+    OrchestrationRun,
+)
 from baton.db.models import OrchestrationStep as StepRow
+from baton.secrets import Masker, masker_from_env
 from baton.state import DONE_STEP_STATUSES, TERMINAL_RUN_STATUSES, IllegalTransition
+from baton.store.agents import AgentsRepository
 from baton.store.definitions import DefinitionsRepository
+from baton.store.deliverables import DeliverablesRepository
 from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
 from baton.store.steps import StepsRepository
@@ -57,6 +66,35 @@ class StepMemo:
 
 
 @dataclass(frozen=True)
+class DeliverableRecord:
+    """A stored deliverable, detached from its session."""
+
+    id: uuid.UUID
+    step_id: str
+    name: str
+    type: str
+    version: int
+    asset_uri: str | None
+    mime_type: str | None
+    size_bytes: int | None
+    content: Any
+
+    @classmethod
+    def of(cls, row: Deliverable) -> DeliverableRecord:
+        return cls(
+            row.id,
+            row.step_id,
+            row.name,
+            row.type,
+            row.version,
+            row.asset_uri,
+            row.mime_type,
+            row.size_bytes,
+            row.content,
+        )
+
+
+@dataclass(frozen=True)
 class RunDetail:
     """A run with its steps and events, for ``baton runs show``."""
 
@@ -69,8 +107,15 @@ class RunDetail:
 class RunStore:
     """Transactional operations on Baton's tables at one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, masker: Masker | None = None) -> None:
         self.url = url
+        self._masker = masker
+
+    def mask(self, value: Any) -> Any:
+        """``value`` with secrets masked: nothing reaches the tables in clear."""
+        if self._masker is None:
+            self._masker = masker_from_env()
+        return self._masker.mask(value)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -125,7 +170,7 @@ class RunStore:
         with self.session() as s:
             definition = self._definition(s, organization, slug, version)
             run = RunsRepository(s).create(
-                definition, inputs=inputs, run_id=run_id, created_by=created_by
+                definition, inputs=self.mask(inputs), run_id=run_id, created_by=created_by
             )
             EventsRepository(s).append(
                 organization=organization,
@@ -180,12 +225,15 @@ class RunStore:
                 return False
             runs.set_dagster_run(run_id, dagster_run_id)
             EventsRepository(s).append(
-                organization=run.organization, type="run.segment_started", run_id=run_id,
+                organization=run.organization,
+                type="run.segment_started",
+                run_id=run_id,
                 payload={"dagster_run_id": dagster_run_id, "reexecution": True},
             )
             return True
 
     def complete_run(self, run_id: uuid.UUID, outputs: dict[str, Any]) -> None:
+        outputs = self.mask(outputs)
         with self.session() as s:
             run = RunsRepository(s).transition(run_id, "completed", outputs=outputs)
             EventsRepository(s).append(
@@ -202,6 +250,7 @@ class RunStore:
             run = runs.get(run_id)
             if run is None or run.status in TERMINAL_RUN_STATUSES:
                 return False
+            error = self.mask(error)
             try:
                 run = runs.transition(run_id, "failed", error=error)
             except IllegalTransition:
@@ -251,7 +300,7 @@ class RunStore:
         """Record a new attempt with its rendered input; returns the attempt number."""
         with self.session() as s:
             row = StepsRepository(s).start_attempt(
-                run_id, step_id, input=input, dagster_run_id=dagster_run_id
+                run_id, step_id, input=self.mask(input), dagster_run_id=dagster_run_id
             )
             self._event(
                 s,
@@ -265,12 +314,14 @@ class RunStore:
         self, run_id: uuid.UUID, step_id: str, *, output: Any, usage: dict[str, Any] | None = None
     ) -> None:
         with self.session() as s:
-            row = StepsRepository(s).transition(run_id, step_id, "completed", output=output)
+            row = StepsRepository(s).transition(
+                run_id, step_id, "completed", output=self.mask(output)
+            )
             self._event(
                 s,
                 run_id,
                 "step.completed",
-                {"step_id": step_id, "attempt": row.attempt, "usage": usage or {}},
+                {"step_id": step_id, "attempt": row.attempt, "usage": self.mask(usage or {})},
             )
 
     def skip_step(self, run_id: uuid.UUID, step_id: str, *, reason: str) -> None:
@@ -283,6 +334,7 @@ class RunStore:
     def fail_step(
         self, run_id: uuid.UUID, step_id: str, *, error: dict[str, Any], will_retry: bool
     ) -> None:
+        error = self.mask(error)
         with self.session() as s:
             row = StepsRepository(s).transition(run_id, step_id, "failed", error=error)
             self._event(
@@ -291,6 +343,66 @@ class RunStore:
                 "step.failed",
                 {"step_id": step_id, "attempt": row.attempt, "will_retry": will_retry, **error},
             )
+
+    # deliverables and agents -------------------------------------------------------------
+
+    def add_deliverables(
+        self,
+        *,
+        run_id: uuid.UUID,
+        step_id: str,
+        attempt: int,
+        dagster_run_id: str,
+        drafts: Sequence[Any],
+        assets: AssetStore,
+    ) -> list[DeliverableRecord]:
+        """Store a step's deliverables; bytes go to the asset store, the rest to the table."""
+        records = []
+        with self.session() as s:
+            repo = DeliverablesRepository(s)
+            for draft in drafts:
+                version = repo.next_version(run_id, step_id, draft.name)
+                uri = None
+                if draft.data is not None:
+                    uri = assets.put(f"{run_id}/{step_id}/v{version}-{draft.name}", draft.data)
+                row = repo.add(
+                    run_id=run_id,
+                    step_id=step_id,
+                    name=draft.name,
+                    type=draft.type,
+                    content=self.mask(draft.content),
+                    asset_uri=uri,
+                    mime_type=draft.mime_type,
+                    size_bytes=len(draft.data) if draft.data is not None else None,
+                    meta=self.mask(draft.metadata),
+                    version=version,
+                    attempt=attempt,
+                    dagster_run_id=dagster_run_id,
+                )
+                records.append(DeliverableRecord.of(row))
+                self._event(
+                    s,
+                    run_id,
+                    "deliverable.created",
+                    {
+                        "step_id": step_id,
+                        "deliverable_id": str(row.id),
+                        "name": row.name,
+                        "type": row.type,
+                        "version": version,
+                        "asset_uri": uri,
+                    },
+                )
+        return records
+
+    def deliverables(self, run_id: uuid.UUID) -> list[DeliverableRecord]:
+        with self.session() as s:
+            return [DeliverableRecord.of(r) for r in DeliverablesRepository(s).list(run_id)]
+
+    def seed_agents(self, entries: Sequence[dict[str, Any]]) -> int:
+        """Store the catalog entries (idempotent); returns how many changed."""
+        with self.session() as s:
+            return AgentsRepository(s).seed(entries)
 
     # helpers ----------------------------------------------------------------------------
 

@@ -10,22 +10,18 @@ from dagster import (
     in_process_executor,
 )
 
+from orchestration_defs.compiler.common import BATON_IN, dep_input, op_name
 from orchestration_defs.compiler.config import job_config
-from orchestration_defs.compiler.ops import (
-    BATON_IN,
-    build_finish_op,
-    build_start_op,
-    build_step_op,
-    dep_input,
-    op_name,
-)
+from orchestration_defs.compiler.finish_op import build_finish_op
+from orchestration_defs.compiler.start_op import build_start_op
+from orchestration_defs.compiler.step_op import build_step_op
 from orchestration_defs.language.graph import step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec
 
 
 def build_job(spec: OrchestrationSpec) -> JobDefinition:
     """The Dagster job for ``spec``; the in-process executor avoids a process per step."""
-    start = build_start_op(spec, spec.version)
+    start = build_start_op(spec)
     steps = [build_step_op(spec, step) for step in spec.steps]
     finish = build_finish_op(spec)
     start_dep = DependencyDefinition(start.name)

@@ -24,6 +24,6 @@ class BatonStoreResource(ConfigurableResource):
 def default_resources() -> dict[str, ConfigurableResource]:
     """The store and one resource per catalog agent, as the code location binds them."""
     from agent_resources.registry import agent_resources
-    from orchestration_defs.compiler.ops import STORE_KEY
+    from orchestration_defs.compiler.common import STORE_KEY
 
     return {STORE_KEY: BatonStoreResource(), **agent_resources()}

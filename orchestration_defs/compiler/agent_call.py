@@ -1,0 +1,57 @@
+"""Calling an agent from an op: a wall-clock limit and a uniform view of failures."""
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from agent_resources.base import AgentError, AgentRequest, AgentResult
+from agent_resources.resources import AgentResource
+
+# A server's Retry-After is honoured up to this many seconds; longer waits use the policy.
+MAX_RETRY_AFTER_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class CallFailure:
+    """How a failed call should be treated."""
+
+    kind: str
+    retryable: bool
+    retry_after: float | None
+
+
+def classify(exc: BaseException) -> CallFailure:
+    """AgentErrors say what they are; anything else is an unexpected, retryable failure."""
+    if isinstance(exc, AgentError):
+        after = exc.retry_after
+        if after is not None:
+            after = min(max(after, 0.0), MAX_RETRY_AFTER_SECONDS)
+        return CallFailure(exc.kind, exc.retryable, after)
+    return CallFailure("internal", True, None)
+
+
+def call_agent(agent: AgentResource, request: AgentRequest, timeout: float | None) -> AgentResult:
+    """``agent.run`` with an optional wall-clock limit.
+
+    Raises:
+        AgentError: the agent's own errors, or kind ``timeout`` when the limit passes.
+    """
+    if timeout is None:
+        return agent.run(request=request)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = agent.run(request=request)
+        except BaseException as exc:
+            box["error"] = exc
+
+    # A daemon thread: a call that never returns must not keep the run worker alive.
+    worker = threading.Thread(target=target, daemon=True, name=f"agent-{request.step_id}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise AgentError(f"timed out after {timeout:g} s (timeout_seconds)", kind="timeout")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

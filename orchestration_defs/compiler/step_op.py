@@ -1,0 +1,206 @@
+"""The op of one agent step: memo, condition, render, call, record.
+
+A step already completed (or skipped) in this orchestration run returns its stored output
+without calling its agent, so any new Dagster run of the job simply runs the whole job again.
+"""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    Failure,
+    In,
+    MetadataValue,
+    OpDefinition,
+    OpExecutionContext,
+    Out,
+    Output,
+    RetryRequested,
+)
+
+from agent_resources.base import AgentRequest, AgentResult
+from agent_resources.catalog import agent_catalog
+from agent_resources.resources import AgentResource
+from baton.assets import asset_store
+from baton.settings import get_settings
+from baton.store.service import DeliverableRecord, RunStore
+from orchestration_defs.compiler.agent_call import call_agent, classify
+from orchestration_defs.compiler.common import (
+    BATON_IN,
+    STORE_KEY,
+    continue_reexecution,
+    dep_input,
+    op_name,
+    op_store,
+    template_context,
+)
+from orchestration_defs.compiler.retry import retry_policy
+from orchestration_defs.language.graph import step_dependencies
+from orchestration_defs.language.models import OrchestrationSpec, StepSpec
+from orchestration_defs.language.templates import TemplateError, render, truthy
+
+
+def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
+    """The op for ``step``; it depends on the start op and every step it depends on."""
+    agent_key = agent_catalog()[step.agent or ""].resource_key
+    deps = step_dependencies(step)
+    policy = retry_policy(step.retry)
+    max_retries = policy.max_retries if policy else 0
+
+    def compute(context: OpExecutionContext, inputs: dict[str, Any]) -> Iterator[Any]:
+        baton = inputs[BATON_IN]
+        run_id = uuid.UUID(baton["run_id"])
+        store = op_store(context)
+        continue_reexecution(context, store, run_id)
+        memo = store.step_memo(run_id, step.id)
+        if memo is not None:
+            context.log.info(f"step '{step.id}' already {memo.status}: reusing its output")
+            yield Output({"status": memo.status, "output": memo.output}, "result")
+            return
+        results = {d: inputs[dep_input(d)] for d in deps}
+        reason = _skip_reason(context, store, step, baton, results)
+        if reason is not None:
+            store.skip_step(run_id, step.id, reason=reason)
+            context.log.info(f"step '{step.id}' skipped: {reason}")
+            yield Output({"status": "skipped", "output": None}, "result")
+            return
+        agent: AgentResource = getattr(context.resources, agent_key)
+        attempt, result = _attempt(context, store, agent, step, baton, results, max_retries)
+        records = store.add_deliverables(
+            run_id=run_id,
+            step_id=step.id,
+            attempt=attempt,
+            dagster_run_id=context.run_id,
+            drafts=result.deliverables,
+            assets=asset_store(get_settings()),
+        )
+        store.complete_step(run_id, step.id, output=result.output, usage=result.usage)
+        for record in records:
+            yield _materialization(spec, step, run_id, context.run_id, record)
+        yield Output({"status": "completed", "output": store.mask(result.output)}, "result")
+
+    return OpDefinition(
+        compute_fn=compute,
+        name=op_name(spec, step.id),
+        ins={BATON_IN: In(dict), **{dep_input(d): In(dict) for d in deps}},
+        outs={"result": Out(dict)},
+        required_resource_keys={STORE_KEY, agent_key},
+        description=step.description or f"Calls agent '{step.agent}'.",
+        retry_policy=policy,
+        tags={"baton/step": step.id, "baton/agent": step.agent or ""},
+    )
+
+
+def _skip_reason(
+    context: OpExecutionContext,
+    store: RunStore,
+    step: StepSpec,
+    baton: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+) -> str | None:
+    if results and all(r["status"] == "skipped" for r in results.values()):
+        return "every step it depends on was skipped"
+    if step.when is None:
+        return None
+    try:
+        value = render(step.when, template_context(baton, results, context.run_id))
+    except TemplateError as exc:
+        _fail_unstartable(store, baton, step, f"when: {exc}")
+    return None if truthy(value) else f"condition is false: {step.when}"
+
+
+def _fail_unstartable(
+    store: RunStore, baton: dict[str, Any], step: StepSpec, message: str
+) -> NoReturn:
+    run_id = uuid.UUID(baton["run_id"])
+    error = {"message": store.mask(message), "type": "TemplateError", "retryable": False}
+    store.fail_step(run_id, step.id, error=error, will_retry=False)
+    store.fail_run(run_id, {"step_id": step.id, **error})
+    raise Failure(f"step '{step.id}': {error['message']}", allow_retries=False)
+
+
+def _attempt(
+    context: OpExecutionContext,
+    store: RunStore,
+    agent: AgentResource,
+    step: StepSpec,
+    baton: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    max_retries: int,
+) -> tuple[int, AgentResult]:
+    run_id = uuid.UUID(baton["run_id"])
+    try:
+        rendered = render(step.with_, template_context(baton, results, context.run_id))
+    except TemplateError as exc:
+        _fail_unstartable(store, baton, step, f"with: {exc}")
+    attempt = store.start_step(run_id, step.id, input=rendered, dagster_run_id=context.run_id)
+    request = AgentRequest(
+        run_id=str(run_id),
+        step_id=step.id,
+        attempt=attempt,
+        input=rendered,
+        orchestration=baton["orchestration"],
+        timeout_seconds=step.timeout_seconds,
+    )
+    try:
+        return attempt, call_agent(agent, request, step.timeout_seconds)
+    except Exception as exc:  # every failure is recorded before Dagster sees it
+        _record_failure(context, store, run_id, step, attempt, exc, max_retries)
+
+
+def _record_failure(
+    context: OpExecutionContext,
+    store: RunStore,
+    run_id: uuid.UUID,
+    step: StepSpec,
+    attempt: int,
+    exc: Exception,
+    max_retries: int,
+) -> NoReturn:
+    failure = classify(exc)
+    final = not failure.retryable or context.retry_number >= max_retries
+    message = store.mask(str(exc))
+    error = {
+        "message": message,
+        "type": type(exc).__name__,
+        "kind": failure.kind,
+        "retryable": failure.retryable,
+    }
+    store.fail_step(run_id, step.id, error=error, will_retry=not final)
+    if final:
+        store.fail_run(run_id, {"step_id": step.id, **error})
+    text = f"step '{step.id}' attempt {attempt} failed ({failure.kind}): {message}"
+    if not final and failure.retry_after is not None:
+        context.log.warning(f"{text}; retrying after {failure.retry_after:g} s (Retry-After)")
+        raise RetryRequested(max_retries=max_retries, seconds_to_wait=failure.retry_after)
+    # `from None`: the original exception may carry secrets in its text or traceback.
+    raise Failure(text, allow_retries=not final, metadata={"kind": failure.kind}) from None
+
+
+def _materialization(
+    spec: OrchestrationSpec,
+    step: StepSpec,
+    run_id: uuid.UUID,
+    dagster_run_id: str,
+    record: DeliverableRecord,
+) -> AssetMaterialization:
+    metadata: dict[str, Any] = {
+        "orchestration_run_id": MetadataValue.text(str(run_id)),
+        "dagster_run": MetadataValue.dagster_run(dagster_run_id),
+        "deliverable_id": MetadataValue.text(str(record.id)),
+        "deliverable": MetadataValue.text(f"{record.name} v{record.version} ({record.type})"),
+    }
+    if record.asset_uri:
+        metadata["uri"] = MetadataValue.url(record.asset_uri)
+    if record.mime_type:
+        metadata["mime_type"] = MetadataValue.text(record.mime_type)
+    if record.size_bytes is not None:
+        metadata["size_bytes"] = MetadataValue.int(record.size_bytes)
+    return AssetMaterialization(
+        asset_key=AssetKey(["baton", spec.slug, step.id]),
+        description=f"{record.type} deliverable of step '{step.id}' in run {run_id}",
+        metadata=metadata,
+    )
