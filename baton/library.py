@@ -6,6 +6,7 @@ Uses only the language and the agent catalog, so the CLI can load it without Dag
 from __future__ import annotations
 
 from agent_resources.catalog import agent_catalog
+from agent_resources.contracts import agent_input_checks
 from baton.db import migrate
 from baton.settings import Settings
 from baton.store.definitions import DefinitionConflict
@@ -30,7 +31,7 @@ def load_checked(settings: Settings) -> list[LoadedDefinition]:
     Raises:
         SpecErrors: any file is invalid (all problems, with file and line).
     """
-    loaded, errors = load_library(settings.library_dirs, known_agents=set(agent_catalog()))
+    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
     if errors:
         raise SpecErrors(errors)
     return loaded
@@ -44,6 +45,11 @@ def find_latest(settings: Settings, slug: str) -> LoadedDefinition | None:
     return None
 
 
+def seed_catalog(store: RunStore) -> int:
+    """Store every agent catalog entry (idempotent); returns how many rows changed."""
+    return store.seed_agents([e.model_dump(mode="json") for e in agent_catalog().values()])
+
+
 def load_and_register(settings: Settings) -> list[LoadedDefinition]:
     """The newest version of each library definition, after storing all versions.
 
@@ -52,6 +58,7 @@ def load_and_register(settings: Settings) -> list[LoadedDefinition]:
     """
     loaded = load_checked(settings)
     store = RunStore(settings.db_url)
+    seed_catalog(store)
     conflicts = []
     for item in loaded:
         spec = item.spec

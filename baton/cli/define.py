@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from agent_resources.catalog import agent_catalog
+from agent_resources.contracts import agent_input_checks
 from orchestration_defs.language.library import load_library
 from orchestration_defs.language.models import OrchestrationSpec
 
@@ -20,7 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    loaded, errors = load_library(args.paths, known_agents=set(agent_catalog()))
+    loaded, errors = load_library(args.paths, known_agents=agent_input_checks())
     for problem in errors:
         print(problem)
     for item in loaded:

@@ -6,7 +6,7 @@ cycles and unknown references reported in the same pass.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +21,9 @@ from orchestration_defs.language.templates import (
     walk_strings,
 )
 from orchestration_defs.language.yaml_loader import Path, Positions
+
+# An agent's check of a step's `with`: (path inside `with`, message) for each problem.
+AgentInputCheck = Callable[[Any], list[tuple[tuple[str | int, ...], str]]]
 
 
 class _Reporter:
@@ -94,10 +97,7 @@ def _check_graph(
     for index, step, step_id in steps:
         deps = graph.setdefault(step_id, [])
         base: Path = ("steps", index)
-        agent = step.get("agent")
-        if known_agents is not None and isinstance(agent, str) and agent not in known_agents:
-            known = ", ".join(sorted(known_agents)) or "none"
-            report.add((*base, "agent"), f"unknown agent '{agent}' (known agents: {known})")
+        _check_agent(step, base, report, known_agents)
         needs = step.get("needs")
         for n, need in enumerate(needs if isinstance(needs, list) else []):
             if isinstance(need, str):
@@ -110,6 +110,23 @@ def _check_graph(
     for cycle in find_cycles(graph):
         index = ids[cycle[0]]
         report.add(("steps", index), "dependency cycle: " + " -> ".join(cycle))
+
+
+def _check_agent(
+    step: dict[str, Any], base: Path, report: _Reporter, known_agents: Collection[str] | None
+) -> None:
+    """The agent must be known; with a mapping of checks, its ``with`` must fit its input."""
+    agent = step.get("agent")
+    if known_agents is None or not isinstance(agent, str):
+        return
+    if agent not in known_agents:
+        known = ", ".join(sorted(known_agents)) or "none"
+        report.add((*base, "agent"), f"unknown agent '{agent}' (known agents: {known})")
+        return
+    check = known_agents.get(agent) if isinstance(known_agents, Mapping) else None
+    if check is not None:
+        for path, message in check(step.get("with")):
+            report.add((*base, "with", *path), f"agent '{agent}': {message}")
 
 
 def _check_template(
