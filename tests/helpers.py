@@ -11,7 +11,7 @@ from typing import Any
 
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, JobDefinition
 
-from agent_resources.base import AgentError, AgentRequest, AgentResult
+from agent_resources.base import AgentError, AgentRequest, AgentResult, DeliverableDraft
 from agent_resources.resources import AgentResource, EchoAgentResource
 from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
@@ -27,6 +27,8 @@ def write_library(folder: Path, files: dict[str, str]) -> Path:
         (folder / name).write_text(textwrap.dedent(text).lstrip())
     return folder
 
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 # Dagster copies resources before a run, so call counts live here, keyed by the agent's key.
 CALLS: dict[str, Counter[str]] = defaultdict(Counter)
@@ -44,6 +46,9 @@ class ScriptedAgent(AgentResource):
     fail: dict[str, int] = {}
     retryable: bool = True
     sleep: dict[str, float] = {}
+    retry_after: float | None = None
+    deliver: bool = False
+    leak: str = ""
 
     def run(self, *, request: AgentRequest) -> AgentResult:
         with _LOCK:
@@ -53,9 +58,23 @@ class ScriptedAgent(AgentResource):
             time.sleep(self.sleep[request.step_id])
         if count <= self.fail.get(request.step_id, 0):
             raise AgentError(
-                f"scripted failure {count} of {request.step_id}", retryable=self.retryable
+                f"scripted failure {count} of {request.step_id}{self.leak}",
+                retryable=self.retryable,
+                retry_after=self.retry_after,
             )
-        return AgentResult(output=request.input, usage={"calls": count})
+        drafts = [
+            DeliverableDraft(
+                type="image",
+                name="picture.png",
+                data=PNG_BYTES,
+                mime_type="image/png",
+                metadata={"note": self.leak},
+            )
+        ]
+        output = {"echo": request.input, "leak": self.leak} if self.leak else request.input
+        return AgentResult(
+            output=output, usage={"calls": count}, deliverables=drafts if self.deliver else []
+        )
 
 
 def register(spec: OrchestrationSpec, url: str) -> None:

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         inputs=inputs,
         created_by="cli",
     )
-    dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, inputs)
+    # Dagster keeps run config in its own storage: give it the inputs as stored, masked.
+    dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, store.mask(inputs))
     if dagster_run_id is None:
         return 1
     if not args.wait:
