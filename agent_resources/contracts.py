@@ -39,7 +39,7 @@ def check_input(model: type[BaseModel], value: Any) -> Problems:
             problems.append(((), f"missing required input '{name}'"))
         elif name in value and not _templated(value[name]):
             try:
-                TypeAdapter(field.annotation).validate_python(value[name])
+                TypeAdapter(field.annotation or Any).validate_python(value[name])
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]["msg"]
                 problems.append(((name,), f"input '{name}': {first}"))

@@ -145,6 +145,6 @@ def _combined(output: Any, results: dict[str, AgentResult], started: float) -> A
         for name, result in results.items()
         for d in result.deliverables
     ]
-    usage = {name: r.usage for name, r in results.items()}
+    usage: dict[str, Any] = {name: r.usage for name, r in results.items()}
     usage["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
     return AgentResult(output=output, usage=usage, deliverables=deliverables)

@@ -20,6 +20,7 @@ ROOT_NAMES = frozenset({"inputs", "steps", "run"})
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _FALSE_STRINGS = frozenset({"", "false", "no", "off", "0", "none", "null"})
 
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, with one change: a dict's keys win over its methods.
 
@@ -93,13 +94,15 @@ def references(value: str) -> References:
 
 def _attribute_nodes(tree: nodes.Node) -> Iterator[tuple[str, str]]:
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        base = node.node
-        if not isinstance(base, nodes.Name) or base.name not in ("steps", "inputs"):
-            continue
         if isinstance(node, nodes.Getattr):
-            yield base.name, node.attr
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            yield base.name, node.arg.value
+            base, name = node.node, node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            base, name = node.node, node.arg.value
+        else:
+            continue
+        if isinstance(base, nodes.Name) and base.name in ("steps", "inputs"):
+            if isinstance(name, str):
+                yield base.name, name
 
 
 def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple, str]]:

@@ -87,7 +87,8 @@ def _check_graph(
     data: dict[str, Any], report: _Reporter, known_agents: Collection[str] | None
 ) -> None:
     steps = _raw_steps(data)
-    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    raw_inputs = data.get("inputs")
+    inputs: dict[str, Any] = raw_inputs if isinstance(raw_inputs, dict) else {}
     ids: dict[str, int] = {}
     for index, _step, step_id in steps:
         if step_id in ids:

@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-Path = tuple[str | int, ...]
+# YAML keys may be any scalar, so a path element is anything hashable.
+Path = tuple[Any, ...]
 
 
 @dataclass
