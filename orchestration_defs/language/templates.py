@@ -100,9 +100,12 @@ def _attribute_nodes(tree: nodes.Node) -> Iterator[tuple[str, str]]:
             base, name = node.node, node.arg.value
         else:
             continue
-        if isinstance(base, nodes.Name) and base.name in ("steps", "inputs"):
-            if isinstance(name, str):
-                yield base.name, name
+        if (
+            isinstance(base, nodes.Name)
+            and base.name in ("steps", "inputs")
+            and isinstance(name, str)
+        ):
+            yield base.name, name
 
 
 def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple, str]]:
