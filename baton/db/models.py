@@ -191,6 +191,9 @@ class OrchestrationEvent(Base):
     __table_args__ = (
         Index("ix_orchestration_events_run_id_sequence", "run_id", "sequence"),
         Index("ix_orchestration_events_created_at", "created_at"),
+        # SQLite would reuse the sequence numbers of deleted newest rows without
+        # AUTOINCREMENT; readers resuming "after sequence N" must never see a number twice.
+        {"sqlite_autoincrement": True},
     )
 
     sequence: Mapped[int] = mapped_column(SequenceType, primary_key=True, autoincrement=True)

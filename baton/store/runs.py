@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from baton.db.models import OrchestrationDefinition, OrchestrationRun, utcnow
@@ -63,7 +63,9 @@ class RunsRepository:
         now = utcnow()
         values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
         if target == "running":
-            values.setdefault("started_at", now)
+            # A resumed run keeps the time it first started.
+            values.setdefault("started_at", func.coalesce(OrchestrationRun.started_at, now))
+            values.setdefault("finished_at", None)  # a retried failed run is not finished
         if target in TERMINAL_RUN_STATUSES:
             values.setdefault("finished_at", now)
         result = self.session.execute(
@@ -132,14 +134,22 @@ class RunsRepository:
 
     def soft_delete(self, run_id: uuid.UUID) -> None:
         """Hide a run and its descendants from listings; rows stay for the audit."""
-        now = utcnow()
+        # Follow parent links level by level: below a non-root run, root_run_id points past
+        # it, so grandchildren and deeper are found only through their parents.
+        ids = {run_id}
+        level = [run_id]
+        while level:
+            level = [
+                child
+                for child in self.session.scalars(
+                    select(OrchestrationRun.id).where(OrchestrationRun.parent_run_id.in_(level))
+                )
+                if child not in ids
+            ]
+            ids.update(level)
         self.session.execute(
             update(OrchestrationRun)
-            .where(
-                (OrchestrationRun.id == run_id)
-                | (OrchestrationRun.root_run_id == run_id)
-                | (OrchestrationRun.parent_run_id == run_id)
-            )
-            .values(deleted_at=now)
+            .where(OrchestrationRun.id.in_(ids))
+            .values(deleted_at=utcnow())
             .execution_options(synchronize_session=False)
         )

@@ -105,14 +105,13 @@ class StepsRepository:
         self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str | None
     ) -> OrchestrationStep:
         """Mark the step running and count one more attempt."""
-        current = self.get(run_id, step_id)
-        if current is None:
-            raise IllegalTransition("step", f"{run_id}/{step_id}", None, "running")
+        # The increment happens in SQL, so two workers starting the same step cannot both
+        # record the same attempt number.
         return self.transition(
             run_id,
             step_id,
             "running",
-            attempt=current.attempt + 1,
+            attempt=OrchestrationStep.attempt + 1,
             input=input,
             error=None,
             dagster_run_id=dagster_run_id,

@@ -178,6 +178,7 @@ def upgrade() -> None:
                 ondelete="CASCADE",
             ),
             sa.PrimaryKeyConstraint("sequence", name=op.f("pk_orchestration_events")),
+            sqlite_autoincrement=True,
         )
         with op.batch_alter_table("orchestration_events", schema=None) as batch_op:
             batch_op.create_index(

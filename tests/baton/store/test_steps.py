@@ -1,0 +1,187 @@
+"""Steps: idempotent creation, ordering, attempts, transitions and the outputs memo."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.orm import Session
+
+from baton.db.engine import session_scope
+from baton.db.models import OrchestrationStep
+from baton.state import IllegalTransition
+from baton.store.steps import StepsRepository
+from tests.baton.store.factories import count, make_run
+
+
+@pytest.fixture
+def run_id(session: Session) -> uuid.UUID:
+    return make_run(session).id
+
+
+def _ensure(repo: StepsRepository, run_id: uuid.UUID, step_id: str, position: int = 0) -> None:
+    repo.ensure(run_id, step_id, position=position, kind="agent", agent="echo")
+
+
+def test_ensure_creates_a_pending_step(session: Session, run_id: uuid.UUID) -> None:
+    row = StepsRepository(session).ensure(
+        run_id, "greet", position=3, kind="checkpoint", agent=None
+    )
+    assert (row.run_id, row.step_id, row.position, row.kind, row.agent) == (
+        run_id,
+        "greet",
+        3,
+        "checkpoint",
+        None,
+    )
+    assert (row.status, row.attempt, row.output, row.started_at) == ("pending", 0, None, None)
+
+
+def test_ensure_is_idempotent(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        run_id = make_run(s).id
+        first = StepsRepository(s).ensure(run_id, "greet", position=0, kind="agent", agent="a")
+        first_id = first.id
+        again = StepsRepository(s).ensure(run_id, "greet", position=5, kind="agent", agent="b")
+        assert again.id == first_id
+
+    # A later segment (new session) gets the same row, unchanged.
+    with session_scope(db_url) as s:
+        steps = StepsRepository(s)
+        steps.transition(run_id, "greet", "running")
+        row = steps.ensure(run_id, "greet", position=9, kind="other", agent=None)
+        assert (row.id, row.position, row.agent, row.status) == (first_id, 0, "a", "running")
+        assert count(s, OrchestrationStep, run_id=run_id) == 1
+
+
+def test_same_step_id_in_two_runs(session: Session, run_id: uuid.UUID) -> None:
+    other = make_run(session).id
+    steps = StepsRepository(session)
+    _ensure(steps, run_id, "greet")
+    _ensure(steps, other, "greet")
+    assert count(session, OrchestrationStep, step_id="greet") == 2
+
+
+def test_list_orders_by_position(session: Session, run_id: uuid.UUID) -> None:
+    steps = StepsRepository(session)
+    for step_id, position in (("c", 2), ("a", 0), ("b", 1)):
+        _ensure(steps, run_id, step_id, position)
+    _ensure(steps, make_run(session).id, "elsewhere")
+    assert [s.step_id for s in steps.list(run_id)] == ["a", "b", "c"]
+    assert steps.list(uuid.uuid4()) == []
+
+
+def test_start_attempt_counts_attempts(session: Session, run_id: uuid.UUID) -> None:
+    steps = StepsRepository(session)
+    _ensure(steps, run_id, "greet")
+
+    first = steps.start_attempt(run_id, "greet", input={"text": "hi"}, dagster_run_id="d1")
+    assert (first.status, first.attempt, first.input, first.dagster_run_id) == (
+        "running",
+        1,
+        {"text": "hi"},
+        "d1",
+    )
+    assert first.started_at is not None and first.finished_at is None
+
+    failed = steps.transition(run_id, "greet", "failed", error={"message": "boom"})
+    assert failed.finished_at is not None
+
+    second = steps.start_attempt(run_id, "greet", input={"text": "again"}, dagster_run_id="d2")
+    assert (second.attempt, second.input, second.dagster_run_id) == (2, {"text": "again"}, "d2")
+    assert second.error is None and second.finished_at is None
+
+    # A worker died mid-attempt: running -> running starts attempt 3.
+    third = steps.start_attempt(run_id, "greet", input=None, dagster_run_id="d3")
+    assert (third.status, third.attempt) == ("running", 3)
+
+
+def test_start_attempt_of_a_missing_step(session: Session, run_id: uuid.UUID) -> None:
+    with pytest.raises(IllegalTransition, match="cannot go from missing to running"):
+        StepsRepository(session).start_attempt(run_id, "nope", input=None, dagster_run_id=None)
+
+
+def test_complete_stores_output(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        run_id = make_run(s).id
+        steps = StepsRepository(s)
+        _ensure(steps, run_id, "greet")
+        steps.start_attempt(run_id, "greet", input="hi", dagster_run_id="d1")
+        row = steps.transition(run_id, "greet", "completed", output={"text": "Hello"})
+        assert row.status == "completed" and row.finished_at is not None
+
+    with session_scope(db_url) as s:
+        row = StepsRepository(s).get(run_id, "greet")
+        assert row is not None
+        assert (row.status, row.output, row.attempt) == ("completed", {"text": "Hello"}, 1)
+
+
+def test_skip_from_pending(session: Session, run_id: uuid.UUID) -> None:
+    steps = StepsRepository(session)
+    _ensure(steps, run_id, "maybe")
+    row = steps.transition(run_id, "maybe", "skipped", error={"reason": "condition false"})
+    assert (row.status, row.attempt) == ("skipped", 0)
+    assert row.finished_at is not None
+
+
+def test_waiting_step_completes(session: Session, run_id: uuid.UUID) -> None:
+    steps = StepsRepository(session)
+    _ensure(steps, run_id, "approve")
+    steps.start_attempt(run_id, "approve", input=None, dagster_run_id="d1")
+    assert steps.transition(run_id, "approve", "waiting").status == "waiting"
+    done = steps.transition(run_id, "approve", "completed", output={"decision": "approve"})
+    assert done.output == {"decision": "approve"}
+
+
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ((), "completed"),
+        (("running", "completed"), "running"),
+        (("running", "completed"), "failed"),
+        (("skipped",), "running"),
+        (("skipped",), "completed"),
+        (("running", "failed"), "completed"),
+    ],
+)
+def test_illegal_step_transition_leaves_the_row(
+    session: Session, run_id: uuid.UUID, path: tuple[str, ...], target: str
+) -> None:
+    steps = StepsRepository(session)
+    _ensure(steps, run_id, "greet")
+    for status in path:
+        steps.transition(run_id, "greet", status, output={"at": status})
+    before = steps.get(run_id, "greet")
+    assert before is not None
+    snapshot = (before.status, before.output, before.updated_at)
+
+    with pytest.raises(IllegalTransition) as excinfo:
+        steps.transition(run_id, "greet", target, output={"at": "illegal"})
+
+    assert excinfo.value.current == (path[-1] if path else "pending")
+    after = steps.get(run_id, "greet")
+    assert after is not None
+    assert (after.status, after.output, after.updated_at) == snapshot
+
+
+def test_transition_of_a_missing_step(session: Session, run_id: uuid.UUID) -> None:
+    with pytest.raises(IllegalTransition) as excinfo:
+        StepsRepository(session).transition(run_id, "nope", "completed")
+    assert excinfo.value.current is None
+
+
+def test_outputs_are_those_of_completed_steps(session: Session, run_id: uuid.UUID) -> None:
+    steps = StepsRepository(session)
+    for position, step_id in enumerate(("done", "also_done", "skipped", "failed", "pending")):
+        _ensure(steps, run_id, step_id, position)
+    for step_id in ("done", "also_done", "failed"):
+        steps.start_attempt(run_id, step_id, input=None, dagster_run_id="d1")
+    steps.transition(run_id, "done", "completed", output={"text": "one"})
+    steps.transition(run_id, "also_done", "completed", output=["a", 2])
+    steps.transition(run_id, "skipped", "skipped")
+    steps.transition(run_id, "failed", "failed", output={"partial": True})
+    other_run = make_run(session).id
+    _ensure(steps, other_run, "done")
+
+    assert steps.outputs(run_id) == {"done": {"text": "one"}, "also_done": ["a", 2]}
+    assert steps.outputs(other_run) == {}
