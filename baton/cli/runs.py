@@ -55,6 +55,19 @@ def show_run(args: argparse.Namespace) -> int:
         "steps": [step_summary(s) for s in detail.steps],
         "segments": segments,
         "children": [str(c.id) for c in detail.children],
+        "deliverables": [
+            {
+                "id": str(d.id),
+                "step_id": d.step_id,
+                "name": d.name,
+                "type": d.type,
+                "version": d.version,
+                "asset_uri": d.asset_uri,
+                "mime_type": d.mime_type,
+                "size_bytes": d.size_bytes,
+            }
+            for d in store.deliverables(args.run_id)
+        ],
         "events": [
             {"sequence": e.sequence, "type": e.type, "payload": e.payload, "at": e.created_at}
             for e in detail.events
@@ -74,6 +87,11 @@ def show_run(args: argparse.Namespace) -> int:
     for s in detail.steps:
         extra = f"  error: {s.error.get('message') or s.error.get('reason')}" if s.error else ""
         print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{extra}")
+    if body["deliverables"]:
+        print("deliverables:")
+        for d in body["deliverables"]:
+            where = d["asset_uri"] or "(inline)"
+            print(f"  {d['step_id']:24} {d['name']} v{d['version']} ({d['type']})  {where}")
     print("Dagster runs (segments), oldest first:")
     ui = settings.dagster.ui_url.rstrip("/")
     for seg in segments:
