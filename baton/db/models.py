@@ -150,6 +150,8 @@ class OrchestrationStep(Base):
     output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Set by a checkpoint's "retry" decision: merged over the rendered input on the next attempt.
+    input_override: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -182,6 +184,21 @@ class HumanApproval(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    organization: Mapped[str] = mapped_column(String(100), default="global")
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    show: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    # The checkpoint's rules as they were when requested: decisions, approvers, required
+    # approvals, self-approval, modifiable fields, timeout action (escalation changes them).
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The exact change an approver made: {field: {"from": old, "to": new}}.
+    diff: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    escalations: Mapped[int] = mapped_column(Integer, default=0)
+    previous_approval_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("human_approvals.id", ondelete="SET NULL"), nullable=True
+    )
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resumed_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OrchestrationEvent(Base):
@@ -249,4 +266,34 @@ class Deliverable(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A person who may approve: their organization and groups."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("organization", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organization: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    groups: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApprovalVote(Base):
+    """One approver's decision on an approval; several are needed when required_approvals > 1."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("approval_id", "user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    approval_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("human_approvals.id", ondelete="CASCADE")
+    )
+    user_name: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(32))
+    modifications: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
