@@ -18,15 +18,27 @@ RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "aborted"})
 
+APPROVAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    # A vote short of required_approvals leaves it pending; escalation keeps it pending too.
+    "pending": frozenset({"decided", "expired", "cancelled"}),
+    # Only the caller that moves decided -> resuming launches the next segment.
+    "decided": frozenset({"resuming"}),
+    "resuming": frozenset({"resumed"}),
+    "resumed": frozenset(),
+    "expired": frozenset(),
+    "cancelled": frozenset(),
+}
+
 STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     # pending -> failed: the step could not start (its template failed to render).
     "pending": frozenset({"running", "skipped", "waiting", "failed"}),
     # running -> running: a worker died mid-attempt and a new attempt starts.
     "running": frozenset({"running", "completed", "failed", "waiting"}),
-    "waiting": frozenset({"running", "completed", "failed", "skipped"}),
-    "failed": frozenset({"running", "skipped"}),
-    "completed": frozenset(),
-    "skipped": frozenset(),
+    "waiting": frozenset({"running", "completed", "failed", "skipped", "pending"}),
+    "failed": frozenset({"running", "skipped", "pending"}),
+    # -> pending: a checkpoint's retry decision resets the retry step and what follows it.
+    "completed": frozenset({"pending"}),
+    "skipped": frozenset({"pending"}),
 }
 DONE_STEP_STATUSES = frozenset({"completed", "skipped"})
 

@@ -12,6 +12,10 @@ from orchestration_defs.language.templates import is_template, references, walk_
 def template_strings(step: Mapping[str, Any]) -> list[tuple[tuple, str]]:
     """The template strings of a raw or dumped step, with their paths inside it."""
     found = [(("with", *path), s) for path, s in walk_strings(step.get("with"))]
+    checkpoint = step.get("checkpoint")
+    if isinstance(checkpoint, dict):
+        for key in ("prompt", "show"):
+            found += [(("checkpoint", key, *p), s) for p, s in walk_strings(checkpoint.get(key))]
     when = step.get("when")
     if isinstance(when, str):
         found.append((("when",), when))
@@ -74,3 +78,31 @@ def topological_order(spec: OrchestrationSpec) -> list[str]:
         if not progressed:
             raise ValueError("the step graph has a cycle")
     return order
+
+
+def ancestors(graph: Mapping[str, Iterable[str]], node: str) -> set[str]:
+    """Every step ``node`` depends on, directly or not."""
+    seen: set[str] = set()
+    stack = list(graph.get(node, ()))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.get(current, ()))
+    return seen
+
+
+def descendants(spec: OrchestrationSpec, step_id: str) -> list[str]:
+    """``step_id`` and every step that depends on it, in definition order."""
+    graph = {s.id: step_dependencies(s) for s in spec.steps}
+    return [s.id for s in spec.steps if s.id == step_id or step_id in ancestors(graph, s.id)]
+
+
+def retry_step_of(spec: OrchestrationSpec, step: StepSpec) -> str | None:
+    """The step a checkpoint's retry re-runs: ``retry_step``, else its only dependency."""
+    if step.checkpoint is None:
+        return None
+    if step.checkpoint.retry_step:
+        return step.checkpoint.retry_step
+    deps = step_dependencies(step)
+    return deps[0] if len(deps) == 1 else None

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestration_defs.language.checkpoint import CheckpointSpec
+
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 
@@ -95,13 +97,11 @@ class RetrySpec(StrictModel):
 
 
 class StepSpec(StrictModel):
-    """One step: an agent call (checkpoints and sub-orchestrations come in later versions)."""
+    """One step: an agent call or a checkpoint (sub-orchestrations come in a later version)."""
 
     id: Identifier
     agent: str | None = Field(None, description="Slug of the agent the step calls.")
-    checkpoint: dict[str, Any] | None = Field(
-        None, description="A human approval point (not available in this version)."
-    )
+    checkpoint: CheckpointSpec | None = Field(None, description="A human decision point.")
     orchestration: str | None = Field(
         None, description="Slug of a sub-orchestration (not available in this version)."
     )
@@ -120,15 +120,16 @@ class StepSpec(StrictModel):
             raise ValueError(
                 f"a step needs exactly one of agent, checkpoint, orchestration (found: {found})"
             )
-        if self.checkpoint is not None:
-            raise ValueError("checkpoint steps are not available in this version of Baton")
+        if self.checkpoint is not None and (self.with_ is not None or self.retry.max_attempts > 1):
+            raise ValueError("a checkpoint step takes no 'with' or 'retry'")
         if self.orchestration is not None:
             raise ValueError("orchestration steps are not available in this version of Baton")
         return self
 
     @property
     def kind(self) -> str:
-        return "agent"
+        """agent or checkpoint."""
+        return "checkpoint" if self.checkpoint is not None else "agent"
 
 
 class OrchestrationSpec(StrictModel):

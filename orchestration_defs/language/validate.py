@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestration_defs.language.errors import SpecError
-from orchestration_defs.language.graph import find_cycles, template_strings
+from orchestration_defs.language.graph import ancestors, find_cycles, template_strings
 from orchestration_defs.language.models import OrchestrationSpec
 from orchestration_defs.language.templates import (
     TemplateError,
@@ -108,6 +108,8 @@ def _check_graph(
         for path, text in template_strings(step):
             deps.extend(_check_template(text, (*base, *path), ids, inputs, report))
     _check_outputs(data, ids, inputs, report)
+    for index, step, _step_id in steps:
+        _check_retry_step(step, ("steps", index, "checkpoint"), graph, report)
     for cycle in find_cycles(graph):
         index = ids[cycle[0]]
         report.add(("steps", index), "dependency cycle: " + " -> ".join(cycle))
@@ -128,6 +130,32 @@ def _check_agent(
     if check is not None:
         for path, message in check(step.get("with")):
             report.add((*base, "with", *path), f"agent '{agent}': {message}")
+
+
+def _check_retry_step(
+    step: dict[str, Any], base: Path, graph: dict[str, list[str]], report: _Reporter
+) -> None:
+    """A checkpoint that offers retry must know which upstream step re-runs."""
+    checkpoint = step.get("checkpoint")
+    if not isinstance(checkpoint, dict):
+        return
+    decisions = checkpoint.get("decisions", ["retry"])
+    if not isinstance(decisions, list) or "retry" not in decisions:
+        return
+    named = checkpoint.get("retry_step")
+    upstream = ancestors(graph, step["id"])
+    if isinstance(named, str):
+        if named not in upstream:
+            report.add(
+                (*base, "retry_step"),
+                f"retry_step '{named}' is not a step this checkpoint depends on",
+            )
+    elif len(set(graph.get(step["id"], []))) != 1:
+        report.add(
+            base,
+            "a checkpoint offering 'retry' needs 'retry_step' when it does not "
+            "depend on exactly one step",
+        )
 
 
 def _check_template(
