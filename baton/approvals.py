@@ -270,6 +270,23 @@ class Approvals:
                 run.last_dagster_run_id,
             )
 
+    def reclaim(self, approval_id: uuid.UUID) -> Claim | None:
+        """The same request again for a claimed approval whose segment was never created."""
+        with self.store.session() as s:
+            approval = ApprovalsRepository(s).get(approval_id)
+            if approval is None or approval.status != "resuming":
+                return None
+            run = _run(s, approval.run_id)
+            return Claim(
+                approval.id,
+                run.id,
+                run.orchestration,
+                approval.decision or "",
+                True,
+                dict(run.inputs),
+                run.last_dagster_run_id,
+            )
+
     def resumable(self, limit: int = 50) -> list[HumanApproval]:
         """Decided approvals, and claimed ones whose segment may not have been launched."""
         with self.store.session() as s:
@@ -395,7 +412,7 @@ def _reset_for_retry(s: Session, approval: HumanApproval, run: OrchestrationRun)
         row = steps.get(run.id, step_id)
         if row is not None and row.status != "pending":
             steps.transition(run.id, step_id, "pending", output=None, error=None)
-    steps.transition(run.id, retry_step, "pending", input_override=approval.modifications or None)
+    steps.set_input_override(run.id, retry_step, approval.modifications or None)
     _event(
         s,
         run,

@@ -38,6 +38,13 @@ class DagsterSettings(BaseModel):
     )
 
 
+class SensorSettings(BaseModel):
+    """How often Baton's sensors look for work (Dagster's daemon ticks at most every 5 s)."""
+
+    approval_interval_seconds: int = Field(5, ge=1, description="Decided approvals -> resume.")
+    timeout_interval_seconds: int = Field(30, ge=1, description="Expired approvals.")
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -65,6 +72,11 @@ class Settings(BaseSettings):
         description="Bring Baton's tables to the newest revision when the code location loads.",
     )
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
+    sensors: SensorSettings = Field(default_factory=SensorSettings)
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL of Baton's API, for links in approval notices.",
+    )
 
     @field_validator("data_dir")
     @classmethod

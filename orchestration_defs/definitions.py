@@ -20,7 +20,7 @@ def build_definitions() -> Definitions:
     prepare_database(settings)
     jobs = [build_job(item.spec) for item in load_and_register(settings)]
     core = Definitions(jobs=jobs, resources=default_resources())
-    return Definitions.merge(core, sensor_definitions())
+    return Definitions.merge(core, sensor_definitions(jobs))
 
 
 @cache

@@ -1,12 +1,19 @@
-"""The sensors' Definitions (approval and webhook sensors join in later issues)."""
+"""The sensors' Definitions."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from collections.abc import Sequence
 
+from dagster import Definitions, JobDefinition
+
+from sensors.approvals import build_approval_sensor
 from sensors.run_failure import baton_run_failure_sensor
+from sensors.timeouts import baton_checkpoint_timeout_sensor
 
 
-def sensor_definitions() -> Definitions:
-    """All of Baton's sensors."""
-    return Definitions(sensors=[baton_run_failure_sensor])
+def sensor_definitions(jobs: Sequence[JobDefinition]) -> Definitions:
+    """All of Baton's sensors; the approval sensor targets the code location's jobs."""
+    sensors = [baton_run_failure_sensor, baton_checkpoint_timeout_sensor]
+    if jobs:
+        sensors.append(build_approval_sensor([j.name for j in jobs], jobs))
+    return Definitions(sensors=sensors)

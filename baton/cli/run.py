@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import uuid
 from typing import Any
 
+from baton.approvals import Approvals
 from baton.cli.output import dumps, error
 from baton.dagster_home import ensure_dagster_home
 from baton.library import find_latest, load_and_register, prepare_database
@@ -36,6 +38,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="wait for the run to settle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits at most")
+    p.add_argument(
+        "--as",
+        dest="user",
+        default=os.environ.get("USER") or "cli",
+        help="who launches the run (an approver may not approve their own run)",
+    )
     p.set_defaults(func=run)
 
 
@@ -86,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         slug=item.spec.slug,
         version=item.spec.version,
         inputs=inputs,
-        created_by="cli",
+        created_by=args.user,
     )
     # Dagster keeps run config in its own storage: give it the inputs as stored, masked.
     dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, store.mask(inputs))
@@ -163,12 +171,14 @@ def _report(
     final: bool,
 ) -> None:
     run = store.get_run(run_id)
+    pending = [str(a.id) for a in Approvals(store).find(run_id=run_id, status="pending")]
     if args.json:
         body = {
             "run_id": str(run_id),
             "status": run.status,
             "outputs": run.outputs,
             "dagster_run_id": dagster_run_id,
+            "approvals": pending,
         }
         if run.error:
             body["error"] = run.error
@@ -183,3 +193,5 @@ def _report(
         print(dumps(run.outputs))
     if run.error:
         print(f"error: {run.error.get('message', run.error)}")
+    for approval_id in pending:
+        print(f"waiting for approval {approval_id}: baton approvals show {approval_id}")

@@ -294,6 +294,12 @@ class RunStore:
                 return None
             return StepMemo(row.status, row.output)
 
+    def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
+        """Changes an approver asked for on this step's input (a retry decision)."""
+        with self.session() as s:
+            row = StepsRepository(s).get(run_id, step_id)
+            return row.input_override if row is not None else None
+
     def start_step(
         self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str
     ) -> int:

@@ -118,3 +118,14 @@ class StepsRepository:
             started_at=utcnow(),
             finished_at=None,
         )
+
+    def set_input_override(
+        self, run_id: uuid.UUID, step_id: str, value: dict[str, Any] | None
+    ) -> None:
+        """Changes to merge over the step's rendered input on its next attempt (not a status)."""
+        self.session.execute(
+            update(OrchestrationStep)
+            .where(OrchestrationStep.run_id == run_id, OrchestrationStep.step_id == step_id)
+            .values(input_override=value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )

@@ -10,6 +10,7 @@ from dagster import (
     in_process_executor,
 )
 
+from orchestration_defs.compiler.checkpoint_op import build_checkpoint_op
 from orchestration_defs.compiler.common import BATON_IN, dep_input, op_name
 from orchestration_defs.compiler.config import job_config
 from orchestration_defs.compiler.finish_op import build_finish_op
@@ -22,7 +23,10 @@ from orchestration_defs.language.models import OrchestrationSpec
 def build_job(spec: OrchestrationSpec) -> JobDefinition:
     """The Dagster job for ``spec``; the in-process executor avoids a process per step."""
     start = build_start_op(spec)
-    steps = [build_step_op(spec, step) for step in spec.steps]
+    steps = [
+        build_checkpoint_op(spec, step) if step.checkpoint else build_step_op(spec, step)
+        for step in spec.steps
+    ]
     finish = build_finish_op(spec)
     start_dep = DependencyDefinition(start.name)
     dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}

@@ -108,11 +108,11 @@ def _skip_reason(
     try:
         value = render(step.when, template_context(baton, results, context.run_id))
     except TemplateError as exc:
-        _fail_unstartable(store, baton, step, f"when: {exc}")
+        fail_unstartable(store, baton, step, f"when: {exc}")
     return None if truthy(value) else f"condition is false: {step.when}"
 
 
-def _fail_unstartable(
+def fail_unstartable(
     store: RunStore, baton: dict[str, Any], step: StepSpec, message: str
 ) -> NoReturn:
     run_id = uuid.UUID(baton["run_id"])
@@ -135,7 +135,10 @@ def _attempt(
     try:
         rendered = render(step.with_, template_context(baton, results, context.run_id))
     except TemplateError as exc:
-        _fail_unstartable(store, baton, step, f"with: {exc}")
+        fail_unstartable(store, baton, step, f"with: {exc}")
+    override = store.input_override(run_id, step.id)
+    if override and isinstance(rendered, dict):
+        rendered = {**rendered, **override}  # an approver's changes, from a retry decision
     attempt = store.start_step(run_id, step.id, input=rendered, dagster_run_id=context.run_id)
     request = AgentRequest(
         run_id=str(run_id),
