@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from baton.db.models import RUN_STATUSES, STEP_STATUSES
+from baton.db.models import APPROVAL_STATUSES, RUN_STATUSES, STEP_STATUSES
 from baton.state import (
+    APPROVAL_TRANSITIONS,
     DONE_STEP_STATUSES,
     RUN_TRANSITIONS,
     STEP_TRANSITIONS,
@@ -45,6 +46,11 @@ LEGAL_STEP = {
     ("waiting", "skipped"),
     ("failed", "running"),
     ("failed", "skipped"),
+    # A checkpoint's retry decision resets the retry step and everything after it.
+    ("waiting", "pending"),
+    ("failed", "pending"),
+    ("completed", "pending"),
+    ("skipped", "pending"),
 }
 RUN_PAIRS = list(itertools.product(RUN_STATUSES, repeat=2))
 STEP_PAIRS = list(itertools.product(STEP_STATUSES, repeat=2))
@@ -83,16 +89,20 @@ def test_terminal_run_statuses() -> None:
     assert RUN_TRANSITIONS["failed"] == frozenset({"running"})
 
 
-def test_done_step_statuses_have_no_exits() -> None:
+def test_done_step_statuses_only_leave_for_a_reset() -> None:
     assert {"completed", "skipped"} == DONE_STEP_STATUSES
     for status in DONE_STEP_STATUSES:
-        assert STEP_TRANSITIONS[status] == frozenset()
-        assert not any(current == status for current, _ in LEGAL_STEP)
+        assert STEP_TRANSITIONS[status] == frozenset({"pending"})
 
 
 def test_no_status_leads_back_to_pending() -> None:
     assert sources_of(RUN_TRANSITIONS, "pending") == []
-    assert sources_of(STEP_TRANSITIONS, "pending") == []
+    assert sources_of(STEP_TRANSITIONS, "pending") == [
+        "completed",
+        "failed",
+        "skipped",
+        "waiting",
+    ]
 
 
 def test_sources_of_is_sorted() -> None:
@@ -106,3 +116,25 @@ def test_illegal_transition_message() -> None:
     assert (exc.current, exc.target) == ("completed", "running")
     missing = IllegalTransition("step", "x", None, "running")
     assert "cannot go from missing to running" in str(missing)
+
+
+LEGAL_APPROVAL = {
+    ("pending", "decided"),
+    ("pending", "expired"),
+    ("pending", "cancelled"),
+    ("decided", "resuming"),
+    ("resuming", "resumed"),
+}
+APPROVAL_PAIRS = list(itertools.product(APPROVAL_TRANSITIONS, repeat=2))
+
+
+@pytest.mark.parametrize(
+    ("current", "target"), APPROVAL_PAIRS, ids=[f"{a}->{b}" for a, b in APPROVAL_PAIRS]
+)
+def test_approval_transition(current: str, target: str) -> None:
+    legal = (current, target) in LEGAL_APPROVAL
+    assert (target in APPROVAL_TRANSITIONS[current]) is legal
+
+
+def test_approval_statuses_match_the_table() -> None:
+    assert set(APPROVAL_TRANSITIONS) == set(APPROVAL_STATUSES)
