@@ -79,8 +79,9 @@ def test_timeout_continue_resumes_through_the_approval_sensor(
     run_id = start(job, dagster_instance, url)
     _expire(url)
     [request] = tick(dagster_instance, url, job)
-    assert launch(job, dagster_instance, url, request,
-                  resources={"agent_echo": ScriptedAgent(key="t")}).success
+    assert launch(
+        job, dagster_instance, url, request, resources={"agent_echo": ScriptedAgent(key="t")}
+    ).success
     run = RunStore(url).get_run(run_id)
     assert run.status == "completed"
     events = [e.type for e in RunStore(url).run_detail(run_id).events]
@@ -163,6 +164,32 @@ def test_self_approval_is_refused_unless_allowed(dagster_instance: DagsterInstan
         from baton.db.models import OrchestrationRun
 
         s.get(OrchestrationRun, run2).created_by = "ann"  # type: ignore[union-attr]
-    decided = Approvals(RunStore(url2)).decide(pending(url2, run2).id, user="ann",
-                                               decision="continue")
+    decided = Approvals(RunStore(url2)).decide(
+        pending(url2, run2).id, user="ann", decision="continue"
+    )
     assert decided.status == "decided"
+
+
+@pytest.mark.parametrize("status", ["decided", "resuming", "resumed", "expired", "cancelled"])
+def test_no_decision_is_accepted_once_an_approval_left_pending(
+    dagster_instance: DagsterInstance, status: str
+) -> None:
+    url, job = _flow(dagster_instance, "")
+    run_id = start(job, dagster_instance, url)
+    approval = pending(url, run_id)
+    with RunStore(url).session() as s:
+        from baton.db.models import HumanApproval
+
+        s.get(HumanApproval, approval.id).status = status  # type: ignore[union-attr]
+    for decision in ("continue", "retry", "abort"):
+        with pytest.raises(ApprovalError, match=f"already {status}") as info:
+            Approvals(RunStore(url)).decide(approval.id, user="ann", decision=decision)
+        assert info.value.code == "conflict"
+
+
+def test_a_decision_not_offered_is_refused(dagster_instance: DagsterInstance) -> None:
+    url, job = _flow(dagster_instance, "      decisions: [continue, abort]")
+    run_id = start(job, dagster_instance, url)
+    with pytest.raises(ApprovalError, match="'retry' is not offered") as info:
+        Approvals(RunStore(url)).decide(pending(url, run_id).id, user="ann", decision="retry")
+    assert info.value.field == "decision"
