@@ -62,6 +62,11 @@ def _whole_expression(value: str) -> str | None:
     expr = match.group("expr")
     if "{{" in expr or "}}" in expr or "{%" in value:
         return None
+    # Whitespace control ({{- x -}}, {{+ x }}) is Jinja syntax, not part of the expression.
+    if expr.startswith(("-", "+")):
+        expr = expr[1:]
+    if expr.endswith("-"):
+        expr = expr[:-1]
     return expr
 
 
@@ -88,6 +93,8 @@ def references(value: str) -> References:
         elif target == "inputs":
             inputs.add(name)
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    if any(True for _ in tree.find_all(nodes.For)):
+        assigned.add("loop")  # the loop variable Jinja defines inside every for loop
     roots = {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - assigned
     return References(frozenset(steps), frozenset(inputs), frozenset(roots - ROOT_NAMES))
 

@@ -75,8 +75,13 @@ def _build(
     positions: Positions,
     problems: list[YamlProblem],
     constructor: yaml.SafeLoader,
+    active: frozenset[int] = frozenset(),
 ) -> Any:
     positions.marks.setdefault(path, _mark(node))
+    if isinstance(node, yaml.CollectionNode):
+        if id(node) in active:  # an alias to a collection it is inside of
+            raise YamlProblem("invalid YAML: recursive alias", *_mark(node))
+        active = active | {id(node)}
     if isinstance(node, yaml.MappingNode):
         constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result: dict[Any, Any] = {}
@@ -91,11 +96,11 @@ def _build(
                 problems.append(YamlProblem(f"duplicate key '{key}'", line, column))
             child = (*path, key)
             positions.marks[child] = _mark(key_node)
-            result[key] = _build(value_node, child, positions, problems, constructor)
+            result[key] = _build(value_node, child, positions, problems, constructor, active)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _build(item, (*path, index), positions, problems, constructor)
+            _build(item, (*path, index), positions, problems, constructor, active)
             for index, item in enumerate(node.value)
         ]
     return constructor.construct_object(node, deep=True)
