@@ -45,6 +45,13 @@ class SensorSettings(BaseModel):
     timeout_interval_seconds: int = Field(30, ge=1, description="Expired approvals.")
 
 
+class ApiSettings(BaseModel):
+    """Where Baton's HTTP API listens."""
+
+    host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port of the API.")
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -73,6 +80,7 @@ class Settings(BaseSettings):
     )
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Base URL of Baton's API, for links in approval notices.",
