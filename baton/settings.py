@@ -52,6 +52,29 @@ class ApiSettings(BaseModel):
     port: int = Field(default=8080, ge=1, le=65535, description="Port of the API.")
 
 
+class WebhookSettings(BaseModel):
+    """Limits of inbound webhooks and the retry policy of outbound deliveries."""
+
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest inbound webhook body; larger ones get 413."
+    )
+    tolerance_seconds: int = Field(
+        300, ge=1, description="How far a webhook-timestamp may be from now, either way."
+    )
+    delivery_interval_seconds: int = Field(
+        5, ge=1, description="How often the delivery sensor sends pending deliveries."
+    )
+    delivery_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Timeout of one outbound delivery request."
+    )
+    delivery_max_attempts: int = Field(
+        5, ge=1, le=50, description="Attempts before a delivery is recorded failed."
+    )
+    delivery_backoff_seconds: float = Field(
+        10.0, ge=0, description="Wait before the second attempt; doubles after each failure."
+    )
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -81,6 +104,12 @@ class Settings(BaseSettings):
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "
+        "bytes); default: a key generated once in <data_dir>/secret.key.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Base URL of Baton's API, for links in approval notices.",

@@ -1,0 +1,1 @@
+"""Webhooks: inbound sources and their inbox, outbound subscriptions and deliveries."""
