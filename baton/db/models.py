@@ -297,3 +297,34 @@ class ApprovalVote(Base):
     modifications: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+API_ROLES = ("viewer", "operator", "approver", "admin")
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API: a user's, with one role; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(_in("role", API_ROLES), name="role"),
+        Index("ix_api_tokens_token_hash", "token_hash", unique=True),
+        Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # A token dies with its user: it speaks for them and no one else.
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE", name="fk_api_tokens_user_id_users")
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+WEBHOOK_INBOX_STATUSES = ("pending", "processed", "ignored")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
