@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from baton.api.routes import metrics as metrics_routes
 from baton.settings import Settings, get_settings
 
 
@@ -21,4 +22,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     # Routers (each module owns one resource):
+    app.include_router(metrics_routes.router)
     return app
