@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from baton.api.routes import metrics as metrics_routes
+from baton.api.routes import webhooks as webhook_routes
 from baton.settings import Settings, get_settings
 
 
@@ -23,4 +24,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Routers (each module owns one resource):
     app.include_router(metrics_routes.router)
+    app.include_router(webhook_routes.router)
     return app

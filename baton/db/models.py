@@ -328,3 +328,92 @@ class ApiToken(Base):
 
 WEBHOOK_INBOX_STATUSES = ("pending", "processed", "ignored")
 DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookSource(Base):
+    """A sender of inbound webhooks: its organization and its secret, encrypted at rest."""
+
+    __tablename__ = "webhook_sources"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Unique across organizations: the name is the path of POST /webhooks/{source}.
+    name: Mapped[str] = mapped_column(String(100))
+    organization: Mapped[str] = mapped_column(String(100))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    # During a rotation the old secret stays valid until previous_valid_until.
+    previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookInbox(Base):
+    """An accepted inbound webhook, stored before the answer so none is lost."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "webhook_id"),
+        CheckConstraint(_in("status", WEBHOOK_INBOX_STATUSES), name="status"),
+        Index("ix_webhook_inbox_status_id", "status", "id"),
+        # The sensor's cursor is the last id; ids must never be reused.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(SequenceType, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    organization: Mapped[str] = mapped_column(String(100))
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    body: Mapped[Any] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    # What the sensor did with it: the run keys it requested, or why none.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookSubscription(Base):
+    """An organization's outbound endpoint and the event types it wants."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_organization", "organization"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    event_types: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # The dispatcher's cursor: the last orchestration_events.sequence considered.
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookDelivery(Base):
+    """One event sent (or to be sent) to one subscription, with its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_sequence"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    event_sequence: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    # The webhook-id: the same on every attempt, so receivers can deduplicate.
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

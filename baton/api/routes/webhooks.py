@@ -1,0 +1,114 @@
+"""``POST /webhooks/{source}``: signed inbound webhooks, stored in the inbox before answering.
+
+No API token: the Standard Webhooks signature with the source's secret is the credential.
+A request is refused (and stored nowhere) when the source is unknown (404), the body is too
+large (413), the signature headers are missing, stale or do not match (401; a malformed
+timestamp is 400) or the body is not JSON (400). A verified request whose ``webhook-id`` this
+source already sent answers 200 ``duplicate`` without storing it again, so a sender retrying
+after a lost answer sees success and no second run starts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from baton.api.errors import error_response, error_responses
+from baton.api.metrics import webhooks_received, webhooks_refused
+from baton.settings import Settings
+from baton.webhooks.inbox import Inbox
+from baton.webhooks.signing import SignatureError, verify
+from baton.webhooks.sources import Sources, Verification
+
+router = APIRouter(tags=["webhooks"])
+
+# A refused request for an unknown source is counted under this label, not the path's name,
+# so random names cannot grow the metric without bound.
+UNKNOWN_SOURCE = "unknown"
+
+
+class WebhookAccepted(BaseModel):
+    """The webhook is stored; ``duplicate`` when this id was stored before."""
+
+    status: str
+    webhook_id: str
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(source: str, reason: str, status: int, code: str, message: str) -> JSONResponse:
+    webhooks_refused.labels(source=source, reason=reason).inc()
+    return error_response(status, code, message)
+
+
+@router.post(
+    "/webhooks/{source}",
+    status_code=202,
+    response_model=WebhookAccepted,
+    responses={
+        200: {"model": WebhookAccepted, "description": "already received (a replayed id)"},
+        **error_responses(400, 401, 404, 413),
+    },
+    summary="Receive a signed webhook",
+)
+async def receive_webhook(source: str, request: Request) -> Any:
+    """Verify a Standard Webhooks signature and store the event for the webhook sensor."""
+    settings: Settings = request.app.state.settings
+    url = settings.db_url
+    found: Verification | None = await run_in_threadpool(
+        Sources(url, settings).verification, source
+    )
+    if found is None:
+        return _refuse(UNKNOWN_SOURCE, "unknown_source", 404, "not_found", "no webhook source")
+    try:
+        body = await _read_capped(request, settings.webhooks.max_body_bytes)
+    except _TooLarge:
+        limit = settings.webhooks.max_body_bytes
+        return _refuse(source, "too_large", 413, "too_large", f"body exceeds {limit} bytes")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        webhook_id = verify(
+            found.secrets, headers, body, tolerance_seconds=settings.webhooks.tolerance_seconds
+        )
+    except SignatureError as exc:
+        status = 400 if exc.reason == "bad_timestamp" else 401
+        code = "bad_request" if status == 400 else "unauthorized"
+        return _refuse(source, exc.reason, status, code, str(exc))
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return _refuse(source, "malformed_json", 400, "bad_request", "the body is not valid JSON")
+    stored = await run_in_threadpool(
+        Inbox(url).accept,
+        source=source,
+        organization=found.organization,
+        webhook_id=webhook_id,
+        body=payload,
+    )
+    if not stored:
+        webhooks_refused.labels(source=source, reason="replay").inc()
+        return JSONResponse({"status": "duplicate", "webhook_id": webhook_id}, status_code=200)
+    webhooks_received.labels(source=source).inc()
+    return JSONResponse({"status": "accepted", "webhook_id": webhook_id}, status_code=202)

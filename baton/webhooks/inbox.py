@@ -1,0 +1,109 @@
+"""The inbox: accepted inbound webhooks, written before the sender gets its answer.
+
+The route stores a webhook here and only then answers 202, so an accepted webhook survives a
+sensor that is down or a crash. The webhook sensor reads pending rows after its cursor and
+marks each one processed (runs requested) or ignored (no trigger matched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from baton.db.engine import session_scope
+from baton.db.models import WebhookInbox, utcnow
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One stored webhook."""
+
+    id: int
+    source: str
+    organization: str
+    webhook_id: str
+    body: Any
+    status: str
+    received_at: datetime
+
+
+class Inbox:
+    """Store and read the inbox at one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def accept(self, *, source: str, organization: str, webhook_id: str, body: Any) -> bool:
+        """Store a verified webhook; False when this source already sent this id (a replay)."""
+        try:
+            with session_scope(self.url) as s:
+                s.add(
+                    WebhookInbox(
+                        source=source, organization=organization, webhook_id=webhook_id, body=body
+                    )
+                )
+                s.flush()
+        except IntegrityError:
+            return False  # the unique (source, webhook_id) refused it: stored once already
+        return True
+
+    def seen(self, source: str, webhook_id: str) -> bool:
+        """Whether this source already sent this id."""
+        with session_scope(self.url) as s:
+            return (
+                s.scalar(
+                    select(WebhookInbox.id).where(
+                        WebhookInbox.source == source, WebhookInbox.webhook_id == webhook_id
+                    )
+                )
+                is not None
+            )
+
+    def pending(self, *, after: int = 0, limit: int = 100) -> Sequence[InboxItem]:
+        """Unprocessed webhooks with an id above ``after``, oldest first."""
+        query = (
+            select(WebhookInbox)
+            .where(WebhookInbox.status == "pending", WebhookInbox.id > after)
+            .order_by(WebhookInbox.id)
+            .limit(limit)
+        )
+        with session_scope(self.url) as s:
+            return [_item(r) for r in s.scalars(query)]
+
+    def mark(self, inbox_id: int, status: str, result: dict[str, Any]) -> None:
+        """Record what the sensor did with a webhook (``processed`` or ``ignored``)."""
+        with session_scope(self.url) as s:
+            s.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id == inbox_id)
+                .values(status=status, result=result, processed_at=utcnow())
+            )
+
+    def list(self, *, source: str | None = None, limit: int = 100) -> Sequence[InboxItem]:
+        """The newest webhooks first (for the CLI and tests)."""
+        query = select(WebhookInbox).order_by(WebhookInbox.id.desc()).limit(limit)
+        if source is not None:
+            query = query.where(WebhookInbox.source == source)
+        with session_scope(self.url) as s:
+            return [_item(r) for r in s.scalars(query)]
+
+    def count(self) -> int:
+        with session_scope(self.url) as s:
+            return int(s.scalar(select(func.count()).select_from(WebhookInbox)) or 0)
+
+
+def _item(row: WebhookInbox) -> InboxItem:
+    return InboxItem(
+        row.id,
+        row.source,
+        row.organization,
+        row.webhook_id,
+        row.body,
+        row.status,
+        row.received_at,
+    )
