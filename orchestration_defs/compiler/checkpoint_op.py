@@ -25,7 +25,7 @@ from orchestration_defs.compiler.common import (
     op_store,
     template_context,
 )
-from orchestration_defs.compiler.step_op import fail_unstartable
+from orchestration_defs.compiler.step_op import fail_unstartable, skip_reason
 from orchestration_defs.language.checkpoint import CheckpointSpec, parse_duration
 from orchestration_defs.language.graph import retry_step_of, step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
@@ -49,12 +49,15 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
             yield Output({"status": memo.status, "output": memo.output}, "result")
             return
         results = {d: inputs[dep_input(d)] for d in deps}
-        if results and all(r["status"] == "skipped" for r in results.values()):
-            store.skip_step(run_id, step.id, reason="every step it depends on was skipped")
-            yield Output({"status": "skipped", "output": None}, "result")
-            return
         approvals = Approvals(store)
         latest = approvals.latest(run_id, step.id)
+        # `when` decides whether to ask at all; once asked, the approval's own state rules.
+        reason = skip_reason(context, store, step, baton, results) if latest is None else None
+        if reason is not None:
+            store.skip_step(run_id, step.id, reason=reason)
+            context.log.info(f"checkpoint '{step.id}' skipped: {reason}")
+            yield Output({"status": "skipped", "output": None}, "result")
+            return
         if latest is not None and latest.status == "resuming" and latest.decision == "continue":
             output = _approved_output(latest)
             approvals.complete_continue(latest, output, context.run_id)

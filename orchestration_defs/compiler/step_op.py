@@ -61,7 +61,7 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
             yield Output({"status": memo.status, "output": memo.output}, "result")
             return
         results = {d: inputs[dep_input(d)] for d in deps}
-        reason = _skip_reason(context, store, step, baton, results)
+        reason = skip_reason(context, store, step, baton, results)
         if reason is not None:
             store.skip_step(run_id, step.id, reason=reason)
             context.log.info(f"step '{step.id}' skipped: {reason}")
@@ -94,13 +94,18 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
     )
 
 
-def _skip_reason(
+def skip_reason(
     context: OpExecutionContext,
     store: RunStore,
     step: StepSpec,
     baton: dict[str, Any],
     results: dict[str, dict[str, Any]],
 ) -> str | None:
+    """Why ``step`` is skipped (its dependencies all were, or its ``when`` is false), or None.
+
+    Raises:
+        Failure: ``when`` does not render; the step and the run are failed first.
+    """
     if results and all(r["status"] == "skipped" for r in results.values()):
         return "every step it depends on was skipped"
     if step.when is None:

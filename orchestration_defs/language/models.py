@@ -69,6 +69,10 @@ class InputSpec(StrictModel):
                 raise ValueError(f"default {self.default!r} is not of type {self.type}")
             if self.enum is not None and self.default not in self.enum:
                 raise ValueError(f"default {self.default!r} is not one of enum {self.enum}")
+            if self.pattern is not None and not re.search(self.pattern, self.default):
+                raise ValueError(
+                    f"default {self.default!r} does not match pattern {self.pattern!r}"
+                )
         return self
 
 
@@ -122,6 +126,11 @@ class StepSpec(StrictModel):
             )
         if self.checkpoint is not None and (self.with_ is not None or self.retry.max_attempts > 1):
             raise ValueError("a checkpoint step takes no 'with' or 'retry'")
+        if self.checkpoint is not None and self.timeout_seconds is not None:
+            # The op only records a request; the person's deadline is the checkpoint's own.
+            raise ValueError(
+                "a checkpoint step takes no 'timeout_seconds' (use checkpoint.timeout)"
+            )
         if self.orchestration is not None:
             raise ValueError("orchestration steps are not available in this version of Baton")
         return self

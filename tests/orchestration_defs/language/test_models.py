@@ -215,6 +215,11 @@ def test_a_checkpoint_step_takes_no_with_or_retry(extra: dict[str, Any]) -> None
     assert "a checkpoint step takes no 'with' or 'retry'" in messages(StepSpec, data)
 
 
+def test_a_checkpoint_step_takes_no_timeout_seconds() -> None:
+    data = {"id": "review", "checkpoint": {"prompt": "Publish?"}, "timeout_seconds": 60}
+    assert "use checkpoint.timeout" in messages(StepSpec, data)
+
+
 @pytest.mark.parametrize("value", [0, -1, 86400 * 7 + 1])
 def test_timeout_seconds_bounds(value: float) -> None:
     errors = errors_of(StepSpec, {"id": "a", "agent": "echo", "timeout_seconds": value})
@@ -242,6 +247,7 @@ def test_when_is_a_bool_or_a_template(value: Any) -> None:
         ({"type": "integer", "pattern": "^1"}, "'pattern' applies only to inputs of type string"),
         ({"type": "array", "pattern": "x"}, "'pattern' applies only to inputs of type string"),
         ({"pattern": "("}, "not a valid regular expression"),
+        ({"pattern": "^[a-z]+$", "default": "A1"}, "default 'A1' does not match pattern"),
         ({"required": True, "default": "x"}, "a required input cannot have a default"),
         ({"type": "date"}, "Input should be 'string', 'integer'"),
     ],
