@@ -104,16 +104,22 @@ class Agent(ABC):
         self.entry = entry
         self.config = self.config_model.model_validate(entry.config)
 
+    @classmethod
+    def input_model_for(cls, entry: AgentEntry) -> type[BaseModel] | None:
+        """The input model of one entry (types whose inputs vary per entry override this)."""
+        return cls.input_model
+
     def parse_input(self, value: Any) -> Any:
-        """The request input validated against ``input_model``.
+        """The request input validated against the entry's input model.
 
         Raises:
             AgentError: the input does not fit (kind ``validation``).
         """
-        if self.input_model is None:
+        model = self.input_model_for(self.entry)
+        if model is None:
             return value
         try:
-            return self.input_model.model_validate(value)
+            return model.model_validate(value)
         except Exception as exc:
             raise AgentError(
                 f"invalid input for agent '{self.entry.slug}': {exc}", kind="validation"

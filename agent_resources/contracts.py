@@ -47,7 +47,7 @@ def check_input(model: type[BaseModel], value: Any) -> Problems:
 
 
 def _checker(entry: AgentEntry) -> AgentInputCheck | None:
-    model = implementation_class(entry.type).input_model
+    model = implementation_class(entry.type).input_model_for(entry)
     if model is None:
         return None
     return lambda value: check_input(model, value)

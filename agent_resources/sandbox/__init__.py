@@ -1,0 +1,1 @@
+"""The function-agent sandbox: ``process`` (the watching parent) and ``runner`` (the child)."""
