@@ -50,6 +50,18 @@ class ApiSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port of the API.")
+    launch_per_minute: int = Field(
+        default=30, ge=1, description="Runs one token may launch per minute (burst included)."
+    )
+    decide_per_minute: int = Field(
+        default=60, ge=1, description="Approval decisions one token may post per minute."
+    )
+    events_poll_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="How often an event stream looks for new events."
+    )
+    heartbeat_seconds: float = Field(
+        default=15, gt=0, le=300, description="Idle time before an event stream sends a comment."
+    )
 
 
 class WebhookSettings(BaseModel):

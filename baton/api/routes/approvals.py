@@ -1,0 +1,97 @@
+"""Approvals: list and read them, and decide one through the approvals service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from baton.api import views
+from baton.api.auth import Principal, require
+from baton.api.deps import get_store, limiter
+from baton.api.errors import ApiError, error_responses, not_found
+from baton.api.pagination import MAX_LIMIT, CursorParam
+from baton.api.queries import approvals_page, scoped_approval
+from baton.api.schemas import ApprovalPage, ApprovalView, DecisionRequest
+from baton.approvals import ApprovalError, Approvals
+from baton.store.approvals import ApprovalsRepository
+from baton.store.service import RunStore
+
+router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
+ApprovalStatus = Literal["pending", "decided", "resuming", "resumed", "expired", "cancelled"]
+# The service's error codes as HTTP statuses.
+STATUS_OF = {"not_found": 404, "conflict": 409, "forbidden": 403, "invalid": 422}
+
+
+@router.get("", response_model=ApprovalPage, responses=error_responses(401, 403, 422))
+def list_approvals(
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    status: Annotated[ApprovalStatus | None, Query(description="Default: all.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: CursorParam = None,
+) -> ApprovalPage:
+    """Approvals of the caller's organization, oldest request first."""
+    with store.session() as s:
+        rows, next_cursor = approvals_page(
+            s, principal.organization, status, limit=limit, cursor=cursor
+        )
+        return ApprovalPage(items=[views.approval(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get("/{approval_id}", response_model=ApprovalView, responses=error_responses(401, 403, 404))
+def get_approval(
+    approval_id: uuid.UUID,
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+) -> ApprovalView:
+    """One approval with its prompt, content, rules, decision and votes."""
+    with store.session() as s:
+        row = scoped_approval(s, principal.organization, approval_id)
+        if row is None:
+            raise not_found(f"approval {approval_id}")
+        return views.approval(row, ApprovalsRepository(s).votes(approval_id))
+
+
+def decide_guard(
+    request: Request,
+    principal: Principal = Depends(require("approver")),  # noqa: B008
+) -> Principal:
+    """An approver (or admin) within the decide rate limit."""
+    limiter(request, "decide").check(principal.token_id)
+    return principal
+
+
+@router.post(
+    "/{approval_id}/decision",
+    response_model=ApprovalView,
+    responses=error_responses(401, 403, 404, 409, 422, 429),
+)
+def decide(
+    approval_id: uuid.UUID,
+    body: DecisionRequest,
+    principal: Principal = Depends(decide_guard),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+) -> ApprovalView:
+    """Decide as the token's user: continue (with modifications), retry or abort.
+
+    The checkpoint's rules apply: the user must be among its approvers (by name or group),
+    may not approve a run they launched unless allowed, and votes until enough agree.
+    A decided approval resumes the run within seconds (the approval sensor).
+    """
+    with store.session() as s:
+        if scoped_approval(s, principal.organization, approval_id) is None:
+            raise not_found(f"approval {approval_id}")
+    approvals = Approvals(store)
+    try:
+        row = approvals.decide(
+            approval_id,
+            user=principal.user_name,
+            decision=body.decision,
+            modifications=body.modifications,
+            comment=body.comment,
+        )
+    except ApprovalError as exc:
+        raise ApiError(STATUS_OF.get(exc.code, 409), exc.code, str(exc), field=exc.field) from exc
+    return views.approval(row, approvals.votes(approval_id))

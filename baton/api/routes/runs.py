@@ -1,0 +1,313 @@
+"""Orchestration runs: launch, list, detail, abort, and retry or skip a failed step."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+
+from baton.api import views
+from baton.api.auth import Principal, require
+from baton.api.dagster import RUN_TAG, DagsterGateway
+from baton.api.deps import get_dagster, get_store, limiter
+from baton.api.errors import ApiError, error_responses, not_found
+from baton.api.pagination import MAX_LIMIT, CursorParam
+from baton.api.queries import RunFilters, runs_page, scoped_run
+from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSummary, StepAction
+from baton.db.models import OrchestrationRun
+from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
+from baton.store.approvals import ApprovalsRepository
+from baton.store.definitions import DefinitionsRepository
+from baton.store.events import EventsRepository
+from baton.store.runs import RunsRepository
+from baton.store.service import RunStore
+from baton.store.steps import StepsRepository
+from orchestration_defs.language.inputs import InputError, resolve_inputs
+from orchestration_defs.language.models import OrchestrationSpec
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+log = logging.getLogger(__name__)
+RunStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "aborted"]
+PAST = {"retry": "retried", "skip": "skipped"}
+_INPUT_NAME = re.compile(r"input '([^']+)'")
+
+
+def launch_guard(
+    request: Request,
+    principal: Principal = Depends(require("operator")),  # noqa: B008
+) -> Principal:
+    """An operator (or admin) within the launch rate limit."""
+    limiter(request, "launch").check(principal.token_id)
+    return principal
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Launched,
+    responses=error_responses(401, 403, 422, 429),
+)
+def launch_run(
+    body: LaunchRequest,
+    background: BackgroundTasks,
+    principal: Principal = Depends(launch_guard),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> Launched:
+    """Launch the newest version of an orchestration as an ordinary Dagster run.
+
+    Answers 202 once the run is recorded; the Dagster run starts right after (a failed start
+    marks the run failed with the reason). Inputs are checked first: 422 names the input.
+    """
+    with store.session() as s:
+        definition = DefinitionsRepository(s).latest(principal.organization, body.orchestration)
+    if definition is None:
+        raise ApiError(
+            422,
+            "invalid",
+            f"orchestration: no orchestration '{body.orchestration}' in your organization",
+            field="orchestration",
+        )
+    spec = OrchestrationSpec.model_validate(definition.spec)
+    inputs = _checked_inputs(spec, body.inputs)
+    run_id = store.create_run(
+        organization=definition.organization,
+        slug=definition.slug,
+        version=definition.version,
+        inputs=inputs,
+        created_by=principal.user_name,
+    )
+    background.add_task(
+        start_segment, store, dagster, run_id, spec.job_name, inputs, principal.user_name
+    )
+    return Launched(
+        run_id=str(run_id),
+        orchestration=definition.slug,
+        version=definition.version,
+        status="pending",
+    )
+
+
+def _checked_inputs(spec: OrchestrationSpec, given: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return resolve_inputs(spec.inputs, given)
+    except InputError as exc:
+        first = exc.problems[0]
+        name = _INPUT_NAME.search(first)
+        raise ApiError(
+            422,
+            "invalid",
+            first,
+            field=f"inputs.{name.group(1)}" if name else "inputs",
+            details=exc.problems,
+        ) from exc
+
+
+def start_segment(
+    store: RunStore,
+    dagster: DagsterGateway,
+    run_id: uuid.UUID,
+    job_name: str,
+    inputs: dict[str, Any],
+    user: str,
+) -> None:
+    """Launch a Dagster run for ``run_id``; a failure to start fails the orchestration run."""
+    try:
+        dagster.launch(
+            job_name=job_name,
+            # Dagster keeps run config in its own storage: give it the inputs masked.
+            run_config={"inputs": store.mask(inputs), "baton_run_id": str(run_id)},
+            tags={RUN_TAG: str(run_id), "baton/launched_by": "api", "baton/user": user},
+        )
+    except Exception as exc:
+        log.warning("launching orchestration run %s failed: %s", run_id, type(exc).__name__)
+        store.fail_run(run_id, {"message": str(exc), "type": type(exc).__name__})
+
+
+@router.get("", response_model=RunPage, responses=error_responses(401, 403, 422))
+def list_runs(
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    status: RunStatus | None = None,
+    orchestration: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Created before.")] = None,
+    parent: Annotated[uuid.UUID | None, Query(description="Sub-runs of this run.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    cursor: CursorParam = None,
+) -> RunPage:
+    """Runs of the caller's organization, newest first, a page at a time."""
+    filters = RunFilters(status, orchestration, since, until, parent)
+    with store.session() as s:
+        rows, next_cursor = runs_page(
+            s, principal.organization, filters, limit=limit, cursor=cursor
+        )
+        return RunPage(items=[views.run_summary(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{run_id}", response_model=RunDetail, responses=error_responses(401, 403, 404))
+def get_run(
+    run_id: uuid.UUID,
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> RunDetail:
+    """One run with its steps, approvals, deliverables, sub-runs and Dagster runs."""
+    with store.session() as s:
+        run = _run_or_404(s, principal, run_id)
+        summary = views.run_summary(run)
+        steps = [views.step(r) for r in StepsRepository(s).list(run_id)]
+        repo = ApprovalsRepository(s)
+        approvals = [views.approval(a, repo.votes(a.id)) for a in repo.list(run_id=run_id)]
+        children = [str(c.id) for c in RunsRepository(s).children(run_id)]
+        last_dagster = run.last_dagster_run_id
+    return RunDetail(
+        **summary.model_dump(),
+        steps=steps,
+        approvals=approvals,
+        deliverables=[views.deliverable(d) for d in store.deliverables(run_id)],
+        children=children,
+        last_dagster_run_id=last_dagster,
+        segments=_segments(dagster, run_id),
+    )
+
+
+def _segments(dagster: DagsterGateway, run_id: uuid.UUID) -> list[Any]:
+    try:
+        return dagster.segments(str(run_id))
+    except Exception as exc:  # the run's own data is still worth answering with
+        log.warning("could not read Dagster runs of %s: %s", run_id, type(exc).__name__)
+        return []
+
+
+def _run_or_404(s: Any, principal: Principal, run_id: uuid.UUID) -> OrchestrationRun:
+    run = scoped_run(s, principal.organization, run_id)
+    if run is None:
+        raise not_found(f"orchestration run {run_id}")
+    return run
+
+
+@router.post(
+    "/{run_id}/abort", response_model=RunSummary, responses=error_responses(401, 403, 404, 409)
+)
+def abort_run(
+    run_id: uuid.UUID,
+    principal: Principal = Depends(require("operator")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> RunSummary:
+    """Abort a run that has not ended: pending approvals are cancelled, its Dagster run too."""
+    reason = f"aborted by {principal.user_name} through the API"
+    with store.session() as s:
+        run = _run_or_404(s, principal, run_id)
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise ApiError(409, "conflict", f"run {run_id} already ended ({run.status})")
+        approvals = ApprovalsRepository(s)
+        for approval in approvals.list(run_id=run_id, status="pending"):
+            approvals.transition(approval.id, "cancelled")
+        try:
+            run = RunsRepository(s).transition(run_id, "aborted", error={"message": reason})
+        except IllegalTransition as exc:
+            raise ApiError(409, "conflict", str(exc)) from exc
+        EventsRepository(s).append(
+            organization=run.organization,
+            type="run.aborted",
+            run_id=run_id,
+            payload={"reason": reason, "by": principal.user_name},
+        )
+        summary = views.run_summary(run)
+        last_dagster = run.last_dagster_run_id
+    if last_dagster:
+        try:
+            dagster.cancel(last_dagster)
+        except Exception as exc:  # the run is aborted in Baton either way
+            log.warning("could not cancel Dagster run %s: %s", last_dagster, type(exc).__name__)
+    return summary
+
+
+@router.post(
+    "/{run_id}/steps/{step_id}/retry",
+    status_code=202,
+    response_model=StepAction,
+    responses=error_responses(401, 403, 404, 409),
+)
+def retry_step(
+    run_id: uuid.UUID,
+    step_id: str,
+    background: BackgroundTasks,
+    principal: Principal = Depends(require("operator")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> StepAction:
+    """Run a failed step of a failed run again: a new Dagster run reuses the finished steps.
+
+    409 unless the run is failed and the step failed (a running or paused run has no failed
+    step to retry; retrying a completed step is a checkpoint's ``retry`` decision).
+    """
+    return _step_action(run_id, step_id, "retry", principal, store, dagster, background)
+
+
+@router.post(
+    "/{run_id}/steps/{step_id}/skip",
+    status_code=202,
+    response_model=StepAction,
+    responses=error_responses(401, 403, 404, 409),
+)
+def skip_step(
+    run_id: uuid.UUID,
+    step_id: str,
+    background: BackgroundTasks,
+    principal: Principal = Depends(require("operator")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> StepAction:
+    """Mark a failed step of a failed run skipped (output null) and continue the run.
+
+    409 under the same conditions as retry.
+    """
+    return _step_action(run_id, step_id, "skip", principal, store, dagster, background)
+
+
+def _step_action(
+    run_id: uuid.UUID,
+    step_id: str,
+    action: Literal["retry", "skip"],
+    principal: Principal,
+    store: RunStore,
+    dagster: DagsterGateway,
+    background: BackgroundTasks,
+) -> StepAction:
+    with store.session() as s:
+        run = _run_or_404(s, principal, run_id)
+        step = StepsRepository(s).get(run_id, step_id)
+        if step is None:
+            raise not_found(f"step '{step_id}' in run {run_id}")
+        if run.status != "failed" or step.status != "failed":
+            raise ApiError(
+                409,
+                "conflict",
+                f"only a failed step of a failed run can be {PAST[action]}; the run is "
+                f"{run.status} and step '{step_id}' is {step.status}",
+            )
+        definition = DefinitionsRepository(s).get_by_id(run.definition_id)
+        assert definition is not None
+        job_name = OrchestrationSpec.model_validate(definition.spec).job_name
+        inputs = dict(run.inputs)
+        if action == "retry":
+            StepsRepository(s).transition(run_id, step_id, "pending", error=None)
+            EventsRepository(s).append(
+                organization=run.organization,
+                type="step.retry_requested",
+                run_id=run_id,
+                payload={"step_id": step_id, "by": principal.user_name},
+            )
+    if action == "skip":
+        store.skip_step(run_id, step_id, reason=f"skipped by {principal.user_name} via the API")
+    background.add_task(
+        start_segment, store, dagster, run_id, job_name, inputs, principal.user_name
+    )
+    return StepAction(run_id=str(run_id), step_id=step_id, action=action, status="failed")

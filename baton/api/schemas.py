@@ -1,0 +1,211 @@
+"""Request and response bodies of the API, shared with the OpenAPI spec."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything Baton stores is UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# orchestrations ---------------------------------------------------------------------------
+
+
+class Orchestration(BaseModel):
+    slug: str
+    name: str
+    version: int
+    organization: str
+    description: str | None = None
+    inputs: dict[str, Any] = Field(description="The typed inputs of the newest version.")
+
+
+class OrchestrationDetail(Orchestration):
+    versions: list[int]
+    spec: dict[str, Any] = Field(description="The newest version's definition as stored.")
+
+
+class OrchestrationList(BaseModel):
+    items: list[Orchestration]
+
+
+class SpecProblem(BaseModel):
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+
+class ValidationResult(BaseModel):
+    valid: bool
+    slug: str | None = None
+    version: int | None = None
+    errors: list[SpecProblem]
+
+
+# runs ----------------------------------------------------------------------------------------
+
+
+class LaunchRequest(Strict):
+    orchestration: str = Field(min_length=1, max_length=100, description="The slug.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class Launched(BaseModel):
+    run_id: str
+    orchestration: str
+    version: int
+    status: str
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    orchestration: str
+    version: int
+    organization: str
+    status: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    parent_run_id: str | None
+    created_by: str | None
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
+
+
+class Step(BaseModel):
+    step_id: str
+    status: str
+    attempt: int
+    agent: str | None
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None
+    dagster_run_id: str | None
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+
+
+class DeliverableView(BaseModel):
+    id: str
+    step_id: str
+    name: str
+    type: str
+    version: int
+    asset_uri: str | None
+    mime_type: str | None
+    size_bytes: int | None
+
+
+class Segment(BaseModel):
+    dagster_run_id: str
+    status: str
+    started_at: str | None
+    finished_at: str | None
+    parent_run_id: str | None
+    url: str
+
+
+class Vote(BaseModel):
+    user: str
+    decision: str
+    modifications: dict[str, Any] | None
+    comment: str | None
+    at: UtcDatetime
+
+
+class ApprovalView(BaseModel):
+    approval_id: str
+    run_id: str
+    step_id: str
+    status: str
+    organization: str
+    prompt: str
+    show: Any = None
+    decisions: list[str] | None
+    approvers: list[str] | None
+    required_approvals: int | None
+    modifiable: dict[str, Any] | None
+    requested_by: str | None
+    requested_at: UtcDatetime
+    expires_at: UtcDatetime | None
+    escalations: int
+    decision: str | None
+    decided_by: str | None
+    decided_at: UtcDatetime | None
+    comment: str | None
+    modifications: dict[str, Any] | None
+    diff: dict[str, Any] | None
+    previous_approval_id: str | None
+    votes: list[Vote] | None = None
+
+
+class RunDetail(RunSummary):
+    steps: list[Step]
+    approvals: list[ApprovalView]
+    deliverables: list[DeliverableView]
+    children: list[str]
+    last_dagster_run_id: str | None
+    segments: list[Segment] = Field(description="Dagster runs of this run, oldest first.")
+
+
+class StepAction(BaseModel):
+    run_id: str
+    step_id: str
+    action: Literal["retry", "skip"]
+    status: str = Field(description="The run's status after the request.")
+
+
+# approvals ----------------------------------------------------------------------------------
+
+
+class ApprovalPage(BaseModel):
+    items: list[ApprovalView]
+    next_cursor: str | None
+
+
+class DecisionRequest(Strict):
+    decision: Literal["continue", "retry", "abort"]
+    modifications: dict[str, Any] | None = None
+    comment: str | None = Field(default=None, max_length=5000)
+
+
+# events -------------------------------------------------------------------------------------
+
+
+class Event(BaseModel):
+    id: int = Field(description="The event's sequence number; SSE `id:` and Last-Event-ID.")
+    run_id: str | None
+    type: str
+    payload: dict[str, Any]
+    created_at: UtcDatetime
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,92 @@
+"""Rows of Baton's tables as the API's response bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from baton.api import schemas
+from baton.cli.approvals import approval_view
+from baton.db.models import (
+    ApprovalVote,
+    HumanApproval,
+    OrchestrationDefinition,
+    OrchestrationEvent,
+    OrchestrationRun,
+    OrchestrationStep,
+)
+from baton.store.service import DeliverableRecord
+
+
+def run_summary(run: OrchestrationRun) -> schemas.RunSummary:
+    return schemas.RunSummary(
+        run_id=str(run.id),
+        orchestration=run.orchestration,
+        version=run.version,
+        organization=run.organization,
+        status=run.status,
+        inputs=run.inputs or {},
+        outputs=run.outputs,
+        error=run.error,
+        parent_run_id=str(run.parent_run_id) if run.parent_run_id else None,
+        created_by=run.created_by,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def step(row: OrchestrationStep) -> schemas.Step:
+    return schemas.Step(
+        step_id=row.step_id,
+        status=row.status,
+        attempt=row.attempt,
+        agent=row.agent,
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        dagster_run_id=row.dagster_run_id,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def deliverable(record: DeliverableRecord) -> schemas.DeliverableView:
+    return schemas.DeliverableView(
+        id=str(record.id),
+        step_id=record.step_id,
+        name=record.name,
+        type=record.type,
+        version=record.version,
+        asset_uri=record.asset_uri,
+        mime_type=record.mime_type,
+        size_bytes=record.size_bytes,
+    )
+
+
+def approval(
+    row: HumanApproval, votes: Sequence[ApprovalVote] | None = None
+) -> schemas.ApprovalView:
+    return schemas.ApprovalView.model_validate(
+        approval_view(row, list(votes) if votes is not None else None)
+    )
+
+
+def event(row: OrchestrationEvent) -> schemas.Event:
+    return schemas.Event(
+        id=row.sequence,
+        run_id=str(row.run_id) if row.run_id else None,
+        type=row.type,
+        payload=row.payload or {},
+        created_at=row.created_at,
+    )
+
+
+def orchestration(row: OrchestrationDefinition) -> schemas.Orchestration:
+    return schemas.Orchestration(
+        slug=row.slug,
+        name=row.name,
+        version=row.version,
+        organization=row.organization,
+        description=row.description,
+        inputs=row.spec.get("inputs") or {},
+    )
