@@ -73,6 +73,9 @@ class WebhookSettings(BaseModel):
     tolerance_seconds: int = Field(
         300, ge=1, description="How far a webhook-timestamp may be from now, either way."
     )
+    sensor_interval_seconds: int = Field(
+        5, ge=1, description="How often the webhook sensor turns inbox rows into runs."
+    )
     delivery_interval_seconds: int = Field(
         5, ge=1, description="How often the delivery sensor sends pending deliveries."
     )

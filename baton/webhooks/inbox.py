@@ -64,14 +64,17 @@ class Inbox:
                 is not None
             )
 
-    def pending(self, *, after: int = 0, limit: int = 100) -> Sequence[InboxItem]:
-        """Unprocessed webhooks with an id above ``after``, oldest first."""
-        query = (
-            select(WebhookInbox)
-            .where(WebhookInbox.status == "pending", WebhookInbox.id > after)
-            .order_by(WebhookInbox.id)
-            .limit(limit)
-        )
+    def pending(
+        self, *, after: int = 0, limit: int = 100, any_status: bool = False
+    ) -> Sequence[InboxItem]:
+        """Webhooks with an id above ``after``, oldest first: unprocessed ones only, or all.
+
+        The sensor asks for all: a row its crashed tick marked is still above its cursor.
+        """
+        query = select(WebhookInbox).where(WebhookInbox.id > after)
+        if not any_status:
+            query = query.where(WebhookInbox.status == "pending")
+        query = query.order_by(WebhookInbox.id).limit(limit)
         with session_scope(self.url) as s:
             return [_item(r) for r in s.scalars(query)]
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestration_defs.language.checkpoint import CheckpointSpec
+from orchestration_defs.language.triggers import TriggerSpec
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -155,6 +156,31 @@ class OrchestrationSpec(StrictModel):
     outputs: dict[Identifier, Any] = Field(
         default_factory=dict, description="Run outputs, templated from step outputs."
     )
+    # Left out of dumps when empty, so checksums of definitions stored before triggers existed
+    # do not change.
+    triggers: list[TriggerSpec] = Field(
+        default_factory=list,
+        exclude_if=lambda value: not value,
+        description="What starts a run besides a launch: signed webhooks (docs/api.md).",
+    )
+
+    @model_validator(mode="after")
+    def _trigger_inputs(self) -> OrchestrationSpec:
+        for trigger in self.triggers:
+            given = set(trigger.webhook.inputs)
+            unknown = sorted(given - set(self.inputs))
+            if unknown:
+                raise ValueError(
+                    f"trigger for source '{trigger.webhook.source}' sets unknown input "
+                    f"'{unknown[0]}' (declared inputs: {', '.join(sorted(self.inputs)) or 'none'})"
+                )
+            missing = sorted(n for n, i in self.inputs.items() if i.required and n not in given)
+            if missing:
+                raise ValueError(
+                    f"trigger for source '{trigger.webhook.source}' does not set required "
+                    f"input '{missing[0]}'"
+                )
+        return self
 
     @property
     def job_name(self) -> str:
