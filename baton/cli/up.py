@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
 
 from baton.dagster_home import ensure_dagster_home
 from baton.library import load_and_register, prepare_database
@@ -13,9 +19,11 @@ from orchestration_defs.language.errors import SpecErrors
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("up", help="start the Dagster webserver and daemon with the library")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
+    p = sub.add_parser("up", help="start the Dagster webserver and daemon, and the HTTP API")
+    p.add_argument("--host", default="127.0.0.1", help="interface of the Dagster UI")
+    p.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    p.add_argument("--api-host", help="interface of the API (default BATON_API__HOST)")
+    p.add_argument("--api-port", type=int, help="port of the API (default BATON_API__PORT)")
     p.set_defaults(func=up)
 
 
@@ -30,9 +38,57 @@ def up(args: argparse.Namespace) -> int:
         return 1
     print(f"Baton: {len(jobs)} orchestration(s) from {settings.library_dir}")
     print(f"Baton: data in {settings.data_dir}, DAGSTER_HOME={home}")
+    api_host = args.api_host or settings.api.host
+    api_port = args.api_port or settings.api.port
     print(f"Baton: Dagster UI on http://{args.host}:{args.port}")
+    print(f"Baton: API on http://{api_host}:{api_port} (docs at /docs)", flush=True)
     workspace = PACKAGE_ROOT / "workspace.yaml"
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    argv = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    os.chdir(PACKAGE_ROOT)
-    os.execv(dagster, argv)  # replaces this process: Ctrl-C stops everything
+    dagster_argv = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
+    api_argv = [sys.executable, "-m", "baton.cli.main", "api", "serve"]
+    api_argv += ["--host", api_host, "--port", str(api_port)]
+    return supervise([dagster_argv, api_argv], cwd=PACKAGE_ROOT)
+
+
+def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 30) -> int:
+    """Run ``commands`` as children until one exits or this process is told to stop.
+
+    SIGINT or SIGTERM stops every child (SIGTERM, then SIGKILL after ``grace`` seconds);
+    a child that exits on its own takes the others down too, and its exit code is returned.
+    """
+    procs = [subprocess.Popen(argv, cwd=cwd) for argv in commands]
+    names = {proc.pid: Path(argv[0]).name for proc, argv in zip(procs, commands, strict=True)}
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = 0
+        while not stopping:
+            ended = [p for p in procs if p.poll() is not None]
+            if ended:
+                code = ended[0].returncode or 0
+                print(f"Baton: {names[ended[0].pid]} exited ({code}); stopping all")
+                break
+            time.sleep(0.3)
+        _terminate(procs, grace)
+        return 0 if stopping else code
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _terminate(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

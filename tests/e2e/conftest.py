@@ -11,13 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from baton.settings import get_settings
 from tests.e2e.deploy import free_port, wait_for_jobs
 
 
 @pytest.fixture
-def deployment(isolated_settings: Path) -> Iterator[str]:
-    """`baton up` on a free port; yields the UI's base URL once the code location loaded."""
+def deployment(isolated_settings: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`baton up` on a free port; yields the UI's base URL once the code location loaded.
+
+    The API listens on another free port: ``get_settings().api.port`` in the test.
+    """
     port = free_port()
+    monkeypatch.setenv("BATON_API__PORT", str(free_port()))
+    get_settings.cache_clear()
     baton = Path(sys.executable).with_name("baton")
     log = (isolated_settings.parent / "baton-up.log").open("w")
     proc = subprocess.Popen(
