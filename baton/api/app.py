@@ -19,6 +19,7 @@ from baton.api.routes import metrics as metrics_routes
 from baton.api.routes import orchestrations as orchestration_routes
 from baton.api.routes import runs as run_routes
 from baton.api.routes import webhooks as webhook_routes
+from baton.api.ui import router as ui_routes
 from baton.settings import Settings, get_settings
 from baton.store.service import RunStore
 
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(event_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(ui_routes.router)
     return app

@@ -1,0 +1,1 @@
+"""The approvals page (``/ui/approvals``): server-rendered HTML for approvers."""

@@ -1,0 +1,136 @@
+"""What the approvals page shows of an approval, read in one session and detached from it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from baton.api.ui.forms import FieldInput, field_inputs
+from baton.db.engine import session_scope
+from baton.db.models import ApprovalVote, HumanApproval, OrchestrationRun
+
+MAX_LISTED = 200
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One approver's recorded vote."""
+
+    user: str
+    decision: str
+    comment: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """An approval with its run, its votes and its form fields."""
+
+    id: uuid.UUID
+    run_id: uuid.UUID
+    orchestration: str
+    step_id: str
+    status: str
+    prompt: str
+    show: Any
+    decisions: list[str]
+    approvers: list[str]
+    required_approvals: int
+    requested_at: datetime
+    requested_by: str | None
+    expires_at: datetime | None
+    decision: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None
+    diff: dict[str, Any] | None
+    dagster_url: str | None
+    votes: list[Vote]
+    fields: list[FieldInput]
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
+
+
+def _view(
+    approval: HumanApproval,
+    run: OrchestrationRun,
+    votes: Sequence[ApprovalVote],
+    dagster_ui: str,
+) -> ApprovalView:
+    policy = approval.policy or {}
+    dagster_run = approval.dagster_run_id or run.last_dagster_run_id
+    return ApprovalView(
+        id=approval.id,
+        run_id=run.id,
+        orchestration=run.orchestration,
+        step_id=approval.step_id,
+        status=approval.status,
+        prompt=approval.prompt,
+        show=approval.show,
+        decisions=list(policy.get("decisions") or []),
+        approvers=list(policy.get("approvers") or []),
+        required_approvals=int(policy.get("required_approvals", 1)),
+        requested_at=approval.requested_at,
+        requested_by=approval.requested_by,
+        expires_at=approval.expires_at,
+        decision=approval.decision,
+        decided_by=approval.decided_by,
+        decided_at=approval.decided_at,
+        comment=approval.comment,
+        diff=approval.diff,
+        dagster_url=f"{dagster_ui.rstrip('/')}/runs/{dagster_run}" if dagster_run else None,
+        votes=[Vote(v.user_name, v.decision, v.comment, v.created_at) for v in votes],
+        fields=field_inputs(policy.get("modifiable") or {}, approval.show),
+    )
+
+
+def _votes(s: Session, approval_id: uuid.UUID) -> Sequence[ApprovalVote]:
+    return s.scalars(
+        select(ApprovalVote)
+        .where(ApprovalVote.approval_id == approval_id)
+        .order_by(ApprovalVote.created_at, ApprovalVote.id)
+    ).all()
+
+
+def pending(url: str, organization: str, dagster_ui: str) -> list[ApprovalView]:
+    """The organization's pending approvals, oldest request first."""
+    with session_scope(url) as s:
+        rows = s.execute(
+            select(HumanApproval, OrchestrationRun)
+            .join(OrchestrationRun, OrchestrationRun.id == HumanApproval.run_id)
+            .where(
+                HumanApproval.organization == organization,
+                HumanApproval.status == "pending",
+                OrchestrationRun.deleted_at.is_(None),
+            )
+            .order_by(HumanApproval.requested_at)
+            .limit(MAX_LISTED)
+        ).all()
+        return [_view(a, r, _votes(s, a.id), dagster_ui) for a, r in rows]
+
+
+def one(
+    url: str, organization: str, approval_id: uuid.UUID, dagster_ui: str
+) -> ApprovalView | None:
+    """One approval of the organization; None if absent or another organization's."""
+    with session_scope(url) as s:
+        row = s.execute(
+            select(HumanApproval, OrchestrationRun)
+            .join(OrchestrationRun, OrchestrationRun.id == HumanApproval.run_id)
+            .where(
+                HumanApproval.id == approval_id,
+                HumanApproval.organization == organization,
+                OrchestrationRun.deleted_at.is_(None),
+            )
+        ).first()
+        if row is None:
+            return None
+        return _view(row[0], row[1], _votes(s, row[0].id), dagster_ui)
