@@ -347,7 +347,9 @@ class Context:
         self.idempotency_key = f"{self.run_id}:{self.step_id}:{self.attempt}"
         self.env = env
         self.config: dict[str, Any] = dict(request.get("params") or {})
-        self.timeout_seconds: float = float(request["limits"]["timeout_seconds"])
+        # For the code's own HTTP timeouts: short of the wall clock, so a slow server is a
+        # (retryable) timeout rather than a killed process.
+        self.timeout_seconds: float = float(request["limits"]["timeout_seconds"]) * 0.8
         self.assets = Assets(budget)
         self.deliverables = Deliverables(self.assets, budget)
         self.usage: dict[str, Any] = {}
