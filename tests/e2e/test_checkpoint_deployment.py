@@ -26,8 +26,9 @@ RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status } } } }"""
 
 
 def _baton(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([BATON, *args], capture_output=True, text=True, timeout=120,
-                          env=os.environ.copy())
+    return subprocess.run(
+        [BATON, *args], capture_output=True, text=True, timeout=120, env=os.environ.copy()
+    )
 
 
 def _wait_status(run_id: uuid.UUID, statuses: set[str], seconds: float) -> str:
@@ -47,14 +48,28 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
 
 def test_pause_decide_from_the_cli_and_the_daemon_resumes(deployment: str) -> None:
     assert _baton("users", "add", "ann", "--group", "editors").returncode == 0
-    body = _json(_baton("run", "content-review", "-i", "topic=release notes", "--as", "zed",
-                        "--wait", "--json"))
+    body = _json(
+        _baton(
+            "run", "content-review", "-i", "topic=release notes", "--as", "zed", "--wait", "--json"
+        )
+    )
     assert body["status"] == "awaiting_approval"
     [approval_id] = body["approvals"]
     shown = _json(_baton("approvals", "show", approval_id, "--json"))
     assert shown["prompt"] == "Publish 'Release Notes'?"
-    decided = _baton("approvals", "decide", approval_id, "--as", "ann", "--decision",
-                     "continue", "--set", "title=Release notes, v2", "--comment", "tightened")
+    decided = _baton(
+        "approvals",
+        "decide",
+        approval_id,
+        "--as",
+        "ann",
+        "--decision",
+        "continue",
+        "--set",
+        "title=Release notes, v2",
+        "--comment",
+        "tightened",
+    )
     assert decided.returncode == 0, decided.stderr
     again = _baton("approvals", "decide", approval_id, "--as", "ann", "--decision", "abort")
     assert again.returncode == 1 and "already decided" in again.stderr
