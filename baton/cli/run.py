@@ -144,9 +144,11 @@ def _wait(
     with DagsterInstance.get() as instance:
         while time.monotonic() < deadline:
             status = store.get_run(run_id).status
-            if status in SETTLED:
-                return status
             dagster_run = instance.get_run_by_id(dagster_run_id)
+            # Settled once both agree: the finish op records Baton's status a moment before
+            # Dagster marks its run finished, and callers expect to see both.
+            if status in SETTLED and (dagster_run is None or dagster_run.is_finished):
+                return status
             if dagster_run is not None and dagster_run.status in failed:
                 # The ops record their own failures; this catches a run that died before.
                 store.fail_run(
