@@ -61,18 +61,24 @@ async def stream(
     Args:
         fetch: ``(after, limit) -> events`` in id order (runs in a worker thread).
     """
-    yield f"retry: {int(poll_seconds * 1000) + 1000}\n\n"
-    idle_since = time.monotonic()
-    while not await request.is_disconnected():
-        events = await run_in_threadpool(fetch, after, BATCH)
-        for event in events:
-            yield format_event(event)
-            after = event.id
-        if events:
-            idle_since = time.monotonic()
-            if len(events) == BATCH:
-                continue  # more are waiting: no pause
-        elif time.monotonic() - idle_since >= heartbeat_seconds:
-            yield ": heartbeat\n\n"
-            idle_since = time.monotonic()
-        await asyncio.sleep(poll_seconds)
+    state = request.app.state
+    # Counted so tests (and operators) can see that streams end when clients leave.
+    state.open_streams = getattr(state, "open_streams", 0) + 1
+    try:
+        yield f"retry: {int(poll_seconds * 1000) + 1000}\n\n"
+        idle_since = time.monotonic()
+        while not await request.is_disconnected():
+            events = await run_in_threadpool(fetch, after, BATCH)
+            for event in events:
+                yield format_event(event)
+                after = event.id
+            if events:
+                idle_since = time.monotonic()
+                if len(events) == BATCH:
+                    continue  # more are waiting: no pause
+            elif time.monotonic() - idle_since >= heartbeat_seconds:
+                yield ": heartbeat\n\n"
+                idle_since = time.monotonic()
+            await asyncio.sleep(poll_seconds)
+    finally:
+        state.open_streams -= 1
