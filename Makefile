@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test test-fast lint typecheck db-upgrade clean
+.PHONY: install up test test-fast lint typecheck db-upgrade openapi clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: $(STAMP)
 ## db-upgrade: migrate Baton's tables to the newest revision
 db-upgrade: $(STAMP)
 	$(BIN)/baton db upgrade
+
+## openapi: regenerate docs/openapi.json from the API (a test checks it is current)
+openapi: $(STAMP)
+	$(BIN)/baton api openapi --out docs/openapi.json
 
 ## clean: remove the embedded data folder (runs, Dagster storage)
 clean:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from baton.api.dagster import DagsterGateway
 from baton.api.errors import install_error_handlers
+from baton.api.openapi import install_openapi
 from baton.api.ratelimit import RateLimiter
 from baton.api.routes import approvals as approval_routes
 from baton.api.routes import events as event_routes
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "decide": RateLimiter("decide", settings.api.decide_per_minute),
     }
     install_error_handlers(app)
+    install_openapi(app)
     # Routers (each module owns one resource):
     app.include_router(health_routes.router)
     app.include_router(orchestration_routes.router)
