@@ -167,6 +167,7 @@ def _result(answer: dict[str, Any], masker: Masker) -> AgentResult:
             draft.metadata.setdefault("sha256", asset.get("sha256"))
         deliverables.append(draft)
     usage = dict(answer.get("usage") or {})
+    usage["seccomp"] = bool(answer.get("seccomp"))
     if answer.get("log"):
         usage["log"] = masker.text(answer["log"])[-4000:]
     return AgentResult(

@@ -25,11 +25,12 @@ import resource
 import signal
 import socket
 import sys
-import traceback
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 LOG_CAP = 64_000
+SECCOMP_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_seccomp.py")
 # Modules the agent's code may import by default (its entry may add more).
 DEFAULT_MODULES = frozenset(
     {
@@ -162,65 +163,74 @@ def _limit(which: int, soft: int, hard: int) -> None:
 # --- the audit hook -----------------------------------------------------------------------
 
 
-class Guard:
-    """Decides audit events once armed: what the agent's code may touch."""
+_SOCKET_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
+_SOCKET_TYPES = frozenset({socket.SOCK_STREAM, socket.SOCK_DGRAM})
+# Reaching the interpreter's objects behind the code's back (and so the hook's own state).
+_INTROSPECTION_EVENTS = frozenset(
+    {"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames"}
+)
 
-    def __init__(self, read_roots: list[str], hosts: set[str], addresses: set[str]) -> None:
-        self.read_roots = [os.path.realpath(r) for r in read_roots if r]
-        self.hosts = hosts
-        self.addresses = addresses
-        self.armed = False
-        self.violation: SandboxViolation | None = None
 
-    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self.armed:
-            return
-        try:
-            self._decide(event, args)
-        except SandboxViolation as exc:
-            # Kept even if the agent's code catches it: an attempt fails the step all the same.
-            self.violation = self.violation or exc
-            raise
+def arm(
+    read_roots: tuple[str, ...], hosts: frozenset[str], violations: list[SandboxViolation]
+) -> None:
+    """Add the audit hook; from here on it decides every audited action, for good.
 
-    def _decide(self, event: str, args: tuple[Any, ...]) -> None:
-        if event in _PROCESS_EVENTS:
-            raise SandboxViolation(f"creating processes is not allowed ({event})")
-        if event in _WRITE_EVENTS:
-            raise SandboxViolation(f"changing files is not allowed ({event})")
+    Everything the hook uses is bound here, in its closure, rather than looked up in a module
+    or class the agent's code could patch; it keeps no reference the code can reach. Each
+    refusal is also appended to ``violations``, so one the code catches still fails the call.
+    """
+    error, is_instance, text, integer, represent = SandboxViolation, isinstance, str, int, repr
+    fsdecode = os.fsdecode
+    simple = {e: "creating processes is not allowed" for e in _PROCESS_EVENTS}
+    simple |= {e: "changing files is not allowed" for e in _WRITE_EVENTS}
+    simple |= {e: "introspecting the interpreter is not allowed" for e in _INTROSPECTION_EVENTS}
+    denied, families, types = DENIED_MODULES, _SOCKET_FAMILIES, _SOCKET_TYPES
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    write_modes = frozenset("wax+")
+
+    def on_open(path: Any, mode: Any, flags: Any) -> str | None:
+        writing = is_instance(mode, text) and not write_modes.isdisjoint(mode)
+        if writing or (is_instance(flags, integer) and flags & write_flags):
+            return f"writing files is not allowed ({path!r})"
+        if is_instance(path, integer):
+            return None
+        name = fsdecode(path)
+        if "/../" in name or name.endswith("/..") or not name.startswith(read_roots):
+            return f"reading files outside the Python installation ({name!r})"
+        return None
+
+    def on_host(host: Any) -> str | None:
+        if is_instance(host, tuple):
+            host = host[0]
+        name = text(host) if is_instance(host, text) else represent(host)
+        return None if name in hosts else f"network access to host '{name}' is not allowed"
+
+    def refusal(event: str, args: tuple[Any, ...]) -> str | None:
+        if event in simple:
+            return f"{simple[event]} ({event})"
+        if event == "object.__getattr__" and args[1] == "tb_frame":
+            return "introspecting the interpreter is not allowed (frames)"
         if event == "open":
-            self._open(args)
-        elif event == "import":
-            self._import(str(args[0]))
-        elif event == "socket.getaddrinfo":
-            self._host(str(args[0]))
-        elif event in ("socket.connect", "socket.sendto", "socket.bind"):
-            self._address(args[1])
+            return on_open(*(*args, None, None, None)[:3])
+        if event == "import" and text(args[0]).partition(".")[0] in denied:
+            return f"import of '{args[0]}' is not allowed"
+        if event == "socket.__new__" and (args[1] not in families or args[2] & 0xF not in types):
+            return "sockets other than TCP or UDP over IP are not allowed"
+        if event == "socket.getaddrinfo":
+            return on_host(args[0])
+        if event in ("socket.connect", "socket.sendto", "socket.bind"):
+            return on_host(args[1])
+        return None
 
-    def _open(self, args: tuple[Any, ...]) -> None:
-        path, mode, flags = ([*list(args), None, None, None])[:3]
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-            isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        )
-        if writing:
-            raise SandboxViolation(f"writing files is not allowed ({path!r})")
-        if isinstance(path, int):
-            return
-        real = os.path.realpath(os.fsdecode(path))
-        if not any(real == root or real.startswith(root + os.sep) for root in self.read_roots):
-            raise SandboxViolation(f"reading files outside the Python installation ({real!r})")
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        message = refusal(event, args)
+        if message is not None:
+            violation = error(message)
+            violations.append(violation)
+            raise violation
 
-    def _import(self, name: str) -> None:
-        if name.partition(".")[0] in DENIED_MODULES:
-            raise SandboxViolation(f"import of '{name}' is not allowed")
-
-    def _host(self, host: str) -> None:
-        if host not in self.hosts and host not in self.addresses:
-            raise SandboxViolation(f"network access to host '{host}' is not allowed")
-
-    def _address(self, address: Any) -> None:
-        if not isinstance(address, tuple):
-            raise SandboxViolation(f"network access to {address!r} is not allowed")
-        self._host(str(address[0]))
+    sys.addaudithook(hook)
 
 
 def resolve(hosts: set[str]) -> set[str]:
@@ -233,12 +243,17 @@ def resolve(hosts: set[str]) -> set[str]:
     return addresses
 
 
-def read_roots() -> list[str]:
-    """Where the agent's code may read: the Python installation and the CA bundles."""
+def read_roots() -> tuple[str, ...]:
+    """Where the agent's code may read: the Python installation and the CA bundles.
+
+    Both each folder as given and its real path, each ending in ``/``, so the hook can compare
+    strings without calling into modules the agent's code could patch.
+    """
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.__file__)}
     roots.update(p for p in sys.path if p and os.path.isdir(p))
     roots.update({"/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates"})
-    return sorted(roots)
+    both = roots | {os.path.realpath(r) for r in roots}
+    return tuple(sorted(r.rstrip("/") + "/" for r in both if r.startswith("/")))
 
 
 # --- what the agent's code sees -----------------------------------------------------------
@@ -491,22 +506,29 @@ class CappedText(io.StringIO):
         return len(text)
 
 
-def run_agent(request: Mapping[str, Any], guard: Guard) -> dict[str, Any]:
-    """Compile and run the agent's code; the answer as a JSON-able dict."""
+def run_agent(request: Mapping[str, Any], plan: Plan) -> dict[str, Any]:
+    """Compile and run the agent's code under the hook; the answer as a JSON-able dict."""
     allowed = DEFAULT_MODULES | frozenset(request.get("imports") or [])
     env = Env(_declared_values(request), list(request.get("env_names") or []), request["slug"])
     budget = Budget(int(request["limits"]["max_output_bytes"]))
     ctx = Context(request, env, budget)
     code = compile(request["code"], f"<agent {request['slug']}>", "exec")
     namespace: dict[str, Any] = {"__builtins__": agent_builtins(allowed), "__name__": "agent"}
-    guard.armed = True
-    exec(code, namespace)
-    entry = namespace.get(request.get("entrypoint") or "run")
-    if not callable(entry):
-        raise AgentFailure(f"the agent's code defines no function '{request.get('entrypoint')}'")
-    output = entry(request.get("input"), ctx)
-    if guard.violation is not None:  # tried, caught its own error and carried on
-        raise guard.violation
+    arm(plan.read_roots, plan.hosts, plan.violations)
+    try:
+        exec(code, namespace)
+        entry = namespace.get(request.get("entrypoint") or "run")
+        if not callable(entry):
+            name = request.get("entrypoint")
+            raise AgentFailure(f"the agent's code defines no function '{name}'", kind="config")
+        output = entry(request.get("input"), ctx)
+    except Exception as exc:
+        # The next traceback entry is the agent's own code (frames themselves are refused).
+        tb = exc.__traceback__.tb_next if exc.__traceback__ else None
+        exc.add_note(f"line {tb.tb_lineno} of the agent's code" if tb else "")
+        raise
+    if plan.violations:  # tried, caught its own error and carried on
+        raise plan.violations[0]
     body = json.dumps(output, default=str)
     budget.spend(len(body), "the output")
     return {
@@ -517,6 +539,7 @@ def run_agent(request: Mapping[str, Any], guard: Guard) -> dict[str, Any]:
             {**a, "data": base64.b64encode(a["data"]).decode("ascii")} for a in ctx.assets.saved
         ],
         "deliverables": ctx.deliverables.created,
+        "seccomp": plan.seccomp,
     }
 
 
@@ -530,11 +553,13 @@ def failure(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"ok": False, "error": {"kind": kind, "message": message, **extra}}
 
 
-def classify(exc: BaseException, request: Mapping[str, Any], guard: Guard | None) -> dict[str, Any]:
+def classify(
+    exc: BaseException, request: Mapping[str, Any], violations: list[SandboxViolation]
+) -> dict[str, Any]:
     """The error answer for an exception out of the agent's code."""
     limits = request["limits"]
-    if guard is not None and guard.violation is not None:
-        exc = guard.violation  # whatever it was wrapped in (httpx wraps a refused connect)
+    if violations:
+        exc = violations[0]  # whatever it was wrapped in (httpx wraps a refused connect)
     if isinstance(exc, AgentFailure):
         return failure(exc.kind, str(exc), retryable=exc.retryable, retry_after=exc.retry_after)
     if isinstance(exc, SandboxViolation):
@@ -550,12 +575,22 @@ def classify(exc: BaseException, request: Mapping[str, Any], guard: Guard | None
     if exc.__class__.__module__.startswith("httpx"):
         kind = "timeout" if "Timeout" in type(exc).__name__ else "server"
         return failure(kind, f"HTTP call failed: {type(exc).__name__}: {exc}")
-    frames = traceback.format_exception(exc)
-    return failure("client", f"{type(exc).__name__}: {exc}", traceback="".join(frames)[-4000:])
+    where = " ".join(n for n in getattr(exc, "__notes__", []) if n)
+    return failure("client", f"{type(exc).__name__}: {exc}" + (f" ({where})" if where else ""))
 
 
-def prepare(request: Mapping[str, Any]) -> Guard:
-    """Limits, imports and the audit hook (not yet armed)."""
+@dataclass
+class Plan:
+    """What ``prepare`` settled before the agent's code runs."""
+
+    read_roots: tuple[str, ...]
+    hosts: frozenset[str]
+    seccomp: bool
+    violations: list[SandboxViolation] = field(default_factory=list)
+
+
+def prepare(request: Mapping[str, Any]) -> Plan:
+    """Limits, the imports the code may use, the allowed addresses, the seccomp filter."""
     set_limits(request["limits"])
     for module in sorted(DEFAULT_MODULES | frozenset(request.get("imports") or [])):
         with contextlib.suppress(ImportError):
@@ -564,9 +599,26 @@ def prepare(request: Mapping[str, Any]) -> Guard:
 
     httpx.Client().close()  # loads the TLS and transport modules before the hook is armed
     hosts = set(request.get("hosts") or [])
-    guard = Guard(read_roots(), hosts, resolve(hosts))
-    sys.addaudithook(guard)
-    return guard
+    return Plan(read_roots(), frozenset(hosts | resolve(hosts)), install_seccomp())
+
+
+def install_seccomp() -> bool:
+    """The kernel-side net (``_seccomp``); ctypes is dropped again so the code finds none."""
+    import importlib.util
+
+    # Loaded by path: ``python -I`` leaves the script's folder off sys.path.
+    spec = importlib.util.spec_from_file_location("_seccomp", SECCOMP_FILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        return bool(module.install())
+    except OSError:
+        return False
+    finally:
+        dropped = [n for n in sys.modules if n.split(".")[0] in DENIED_MODULES | {"_seccomp"}]
+        for name in dropped:
+            del sys.modules[name]
 
 
 def main() -> None:
@@ -574,13 +626,13 @@ def main() -> None:
     result_file = os.fdopen(int(sys.argv[sys.argv.index("--result-fd") + 1]), "w")
     request = json.loads(sys.stdin.read())
     out, err = CappedText(), CappedText()
-    guard: Guard | None = None
+    plan: Plan | None = None
     try:
-        guard = prepare(request)
+        plan = prepare(request)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            answer = run_agent(request, guard)
+            answer = run_agent(request, plan)
     except BaseException as exc:  # everything the agent's code can raise becomes an answer
-        answer = classify(exc, request, guard)
+        answer = classify(exc, request, plan.violations if plan else [])
     answer["log"] = (out.getvalue() + err.getvalue())[-LOG_CAP:]
     try:
         text = json.dumps(answer, default=str)

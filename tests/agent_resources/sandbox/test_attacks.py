@@ -249,3 +249,33 @@ def test_a_retryable_failure_from_the_code_is_retryable() -> None:
     with pytest.raises(AgentError) as caught:
         call(code)
     assert caught.value.retryable and caught.value.retry_after == 2
+
+
+def test_patching_the_runner_or_builtins_does_not_loosen_the_hook(tmp_path: Path) -> None:
+    target = tmp_path / "written"
+    error = refused(
+        f"""
+        def run(input, ctx):
+            g = {OS}
+            main = g["sys"].modules["__main__"]
+            main.DENIED_MODULES = frozenset()
+            main._WRITE_EVENTS = frozenset()
+            g["__builtins__"]["isinstance"] = lambda *a: False
+            return g["sys"].modules["io"].open("{target}", "w")
+        """
+    )
+    assert "writing files is not allowed" in str(error)
+    assert not target.exists()
+
+
+def test_frames_behind_the_code_are_out_of_reach() -> None:
+    error = refused(
+        """
+        def run(input, ctx):
+            try:
+                1 / 0
+            except ZeroDivisionError as exc:
+                return str(exc.__traceback__.tb_frame.f_back.f_locals)
+        """
+    )
+    assert "introspecting the interpreter is not allowed" in str(error)
