@@ -130,7 +130,9 @@ async def login(request: Request) -> Response:
     principal = await run_in_threadpool(authenticate, token, _settings(request).db_url)
     if principal is None:
         return _login_page(request, target, "That token is unknown or revoked.", 401)
-    session = sessions_for(request.app).create(principal)
+    store = sessions_for(request.app)
+    store.drop(request.cookies.get(COOKIE))  # a new sign-in always gets a new session id
+    session = store.create(principal)
     response = _redirect(target)
     _set_cookie(request, response, COOKIE, session.id, int(LIFETIME))
     response.delete_cookie(LOGIN_COOKIE, path="/ui")

@@ -246,3 +246,17 @@ def test_sign_out_needs_the_csrf_token_and_ends_the_session(deployment: Deployme
 def test_the_stylesheet_is_served(deployment: Deployment) -> None:
     css = client(deployment).get("/ui/static/baton.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_signing_in_again_replaces_the_old_session(deployment: Deployment) -> None:
+    app = create_app(deployment.settings)
+    first = TestClient(app, follow_redirects=False)
+    assert sign_in(first, deployment.tokens["ann"]).status_code == 303
+    old = first.cookies["baton_session"]
+    second = TestClient(app, follow_redirects=False)
+    form = second.get("/ui/login")
+    second.cookies.set("baton_session", old, domain="testserver.local", path="/ui")
+    data = {"token": deployment.tokens["ann"], "csrf": csrf_of(form.text)}
+    assert second.post("/ui/login", data=data).status_code == 303
+    assert second.cookies["baton_session"] != old
+    assert first.get("/ui/approvals").status_code == 303  # the old id is gone
