@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,21 +51,27 @@ def up(args: argparse.Namespace) -> int:
     return supervise([dagster_argv, api_argv], cwd=PACKAGE_ROOT)
 
 
-def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 30) -> int:
+def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 20) -> int:
     """Run ``commands`` as children until one exits or this process is told to stop.
 
-    SIGINT or SIGTERM stops every child (SIGTERM, then SIGKILL after ``grace`` seconds);
-    a child that exits on its own takes the others down too, and its exit code is returned.
+    SIGINT or SIGTERM stops every child the way Ctrl-C does (SIGINT: `dagster dev` shuts its
+    webserver and daemon down only then); whatever is left after ``grace`` seconds is killed
+    with its own children. A child that exits on its own takes the others down too, and its
+    exit code is returned.
     """
-    procs = [subprocess.Popen(argv, cwd=cwd) for argv in commands]
-    names = {proc.pid: Path(argv[0]).name for proc, argv in zip(procs, commands, strict=True)}
     stopping = False
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
 
+    # Handlers first: a handled signal is reset to its default in a child, while an ignored
+    # one (SIGINT of a background job) would stay ignored and dagster dev could not stop.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Each child leads its own process group, so a stuck one can be killed with everything
+    # it started (dagster dev's webserver, daemon and code servers) and nothing is orphaned.
+    procs = [subprocess.Popen(argv, cwd=cwd, start_new_session=True) for argv in commands]
+    names = {proc.pid: Path(argv[0]).name for proc, argv in zip(procs, commands, strict=True)}
     try:
         code = 0
         while not stopping:
@@ -84,7 +91,7 @@ def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 30) ->
 def _terminate(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
     deadline = time.monotonic() + grace
     for proc in procs:
         try:
@@ -92,3 +99,6 @@ def _terminate(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        # Whatever the child left behind in its group (a code server slow to notice) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
