@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from baton.cli.output import dumps, error
 from baton.db.engine import session_scope
@@ -60,7 +61,7 @@ def create_token(args: argparse.Namespace) -> int:
 
 def list_tokens(args: argparse.Namespace) -> int:
     with session_scope(_url()) as s:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": t.id,
                 "prefix": t.prefix,
