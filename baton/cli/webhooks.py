@@ -6,6 +6,7 @@ Secrets are printed once, when created or rotated; they are stored encrypted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import uuid
 from datetime import timedelta
@@ -112,25 +113,14 @@ def rotate_secret(args: argparse.Namespace) -> int:
 
 def list_sources(args: argparse.Namespace) -> int:
     settings = _settings()
-    rows = [
-        {
-            "name": s.name,
-            "organization": s.organization,
-            "created_at": s.created_at,
-            "rotated_at": s.rotated_at,
-            "previous_valid_until": s.previous_valid_until,
-        }
-        for s in Sources(settings.db_url, settings).list(args.org)
-    ]
+    sources = Sources(settings.db_url, settings).list(args.org)
     if args.json:
-        print(dumps(rows))
+        print(dumps([dataclasses.asdict(s) for s in sources]))
         return 0
     print(f"{'NAME':24}  {'ORG':16}  {'CREATED':25}  ROTATED")
-    for r in rows:
-        rotated = r["rotated_at"].isoformat() if r["rotated_at"] else "-"
-        print(
-            f"{r['name']:24}  {r['organization']:16}  {r['created_at'].isoformat():25}  {rotated}"
-        )
+    for s in sources:
+        rotated = s.rotated_at.isoformat() if s.rotated_at else "-"
+        print(f"{s.name:24}  {s.organization:16}  {s.created_at.isoformat():25}  {rotated}")
     return 0
 
 
@@ -198,23 +188,12 @@ def unsubscribe(args: argparse.Namespace) -> int:
 def list_subscriptions(args: argparse.Namespace) -> int:
     settings = _settings()
     subs = Subscriptions(settings.db_url, settings).list(args.org, include_disabled=args.all)
-    rows = [
-        {
-            "id": str(s.id),
-            "organization": s.organization,
-            "url": s.url,
-            "events": s.event_types,
-            "created_at": s.created_at,
-            "disabled_at": s.disabled_at,
-        }
-        for s in subs
-    ]
     if args.json:
-        print(dumps(rows))
+        print(dumps([dataclasses.asdict(s) for s in subs]))
         return 0
-    for r in rows:
-        state = "ended" if r["disabled_at"] else "active"
-        print(f"{r['id']}  {r['organization']:16}  {state:6}  {r['url']}  {','.join(r['events'])}")
+    for s in subs:
+        state = "ended" if s.disabled_at else "active"
+        print(f"{s.id}  {s.organization:16}  {state:6}  {s.url}  {','.join(s.event_types)}")
     return 0
 
 
