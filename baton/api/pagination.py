@@ -26,6 +26,12 @@ def encode_cursor(*key: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def invalid_cursor() -> ApiError:
+    """422 naming ``cursor``: it is not one this API handed out."""
+    message = "cursor: not a cursor from this API (pass next_cursor as is)"
+    return ApiError(422, "invalid", message, field="cursor")
+
+
 def decode_cursor(cursor: str, size: int) -> list[Any]:
     """The key inside ``cursor``.
 
@@ -38,10 +44,5 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         key = None
     if not isinstance(key, list) or len(key) != size:
-        raise ApiError(
-            422,
-            "invalid",
-            "cursor: not a cursor from this API (pass next_cursor as is)",
-            field="cursor",
-        )
+        raise invalid_cursor()
     return key

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from baton.api.pagination import decode_cursor, encode_cursor
+from baton.api.pagination import decode_cursor, encode_cursor, invalid_cursor
 from baton.db.models import HumanApproval, OrchestrationEvent, OrchestrationRun
 
 
@@ -22,15 +22,15 @@ def as_utc(value: datetime) -> datetime:
 def _cursor_time(raw: object) -> datetime:
     try:
         return as_utc(datetime.fromisoformat(str(raw)))
-    except ValueError:
-        return decode_cursor("!", 0)  # type: ignore[return-value]  # raises the 422
+    except ValueError as exc:
+        raise invalid_cursor() from exc
 
 
 def _cursor_uuid(raw: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(raw))
-    except ValueError:
-        return decode_cursor("!", 0)  # type: ignore[return-value]  # raises the 422
+    except ValueError as exc:
+        raise invalid_cursor() from exc
 
 
 @dataclass(frozen=True)
@@ -125,5 +125,5 @@ def event_cursor(cursor: str | None) -> int:
         return 0
     (after,) = decode_cursor(cursor, 1)
     if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        decode_cursor("!", 0)
+        raise invalid_cursor()
     return int(after)

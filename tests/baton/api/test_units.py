@@ -52,3 +52,18 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
         with pytest.raises(ApiError) as caught:
             decode_cursor(bad, 2)
         assert caught.value.field == "cursor"
+
+
+def test_query_cursors_with_bad_content_are_422() -> None:
+    from baton.api.queries import _cursor_time, _cursor_uuid, event_cursor
+
+    for call in (
+        lambda: _cursor_time("yesterday"),
+        lambda: _cursor_uuid("nope"),
+        lambda: event_cursor(encode_cursor(-1)),
+        lambda: event_cursor(encode_cursor("x")),
+    ):
+        with pytest.raises(ApiError) as caught:
+            call()
+        assert caught.value.status == 422 and caught.value.field == "cursor"
+    assert event_cursor(encode_cursor(7)) == 7
