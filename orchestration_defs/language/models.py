@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from orchestration_defs.language.checkpoint import CheckpointSpec
 from orchestration_defs.language.triggers import TriggerSpec
@@ -164,23 +171,30 @@ class OrchestrationSpec(StrictModel):
         description="What starts a run besides a launch: signed webhooks (docs/api.md).",
     )
 
-    @model_validator(mode="after")
-    def _trigger_inputs(self) -> OrchestrationSpec:
-        for trigger in self.triggers:
+    @field_validator("triggers")
+    @classmethod
+    def _trigger_inputs(cls, triggers: list[TriggerSpec], info: ValidationInfo) -> Any:
+        # A field validator (not a model one) so the error points at the `triggers` key.
+        inputs = info.data.get("inputs")
+        if inputs is None:
+            return triggers  # the inputs are invalid, and reported as such
+        for index, trigger in enumerate(triggers):
+            source = trigger.webhook.source
             given = set(trigger.webhook.inputs)
-            unknown = sorted(given - set(self.inputs))
+            unknown = sorted(given - set(inputs))
             if unknown:
+                declared = ", ".join(sorted(inputs)) or "none"
                 raise ValueError(
-                    f"trigger for source '{trigger.webhook.source}' sets unknown input "
-                    f"'{unknown[0]}' (declared inputs: {', '.join(sorted(self.inputs)) or 'none'})"
+                    f"triggers[{index}] (source '{source}') sets unknown input "
+                    f"'{unknown[0]}' (declared inputs: {declared})"
                 )
-            missing = sorted(n for n, i in self.inputs.items() if i.required and n not in given)
+            missing = sorted(n for n, i in inputs.items() if i.required and n not in given)
             if missing:
                 raise ValueError(
-                    f"trigger for source '{trigger.webhook.source}' does not set required "
-                    f"input '{missing[0]}'"
+                    f"triggers[{index}] (source '{source}') does not set required input "
+                    f"'{missing[0]}'"
                 )
-        return self
+        return triggers
 
     @property
     def job_name(self) -> str:
