@@ -52,18 +52,6 @@ class Inbox:
             return False  # the unique (source, webhook_id) refused it: stored once already
         return True
 
-    def seen(self, source: str, webhook_id: str) -> bool:
-        """Whether this source already sent this id."""
-        with session_scope(self.url) as s:
-            return (
-                s.scalar(
-                    select(WebhookInbox.id).where(
-                        WebhookInbox.source == source, WebhookInbox.webhook_id == webhook_id
-                    )
-                )
-                is not None
-            )
-
     def pending(
         self, *, after: int = 0, limit: int = 100, any_status: bool = False
     ) -> Sequence[InboxItem]:
