@@ -9,6 +9,7 @@ from pathlib import Path
 
 from baton.api.app import create_app
 from baton.cli.api import DEFAULT_SPEC, render_openapi
+from tests.baton.api.world import World
 
 
 def test_docs_openapi_json_is_current() -> None:
@@ -36,3 +37,9 @@ def test_openapi_command_writes_and_checks(tmp_path: Path) -> None:
     assert subprocess.run(check, timeout=120).returncode == 0
     out.write_text("{}")
     assert subprocess.run(check, timeout=120, capture_output=True).returncode == 1
+
+
+def test_the_docs_page_is_served(world: World) -> None:
+    response = world.client.get("/docs")
+    assert response.status_code == 200 and "swagger" in response.text.lower()
+    assert world.client.get("/openapi.json").json()["info"]["title"] == "Baton API"
