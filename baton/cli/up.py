@@ -43,12 +43,21 @@ def up(args: argparse.Namespace) -> int:
     api_port = args.api_port or settings.api.port
     print(f"Baton: Dagster UI on http://{args.host}:{args.port}")
     print(f"Baton: API on http://{api_host}:{api_port} (docs at /docs)", flush=True)
+    # Links (approval notices, the approvals page, `baton runs show`) follow the ports chosen
+    # here unless they were set explicitly; the children inherit the environment.
+    os.environ.setdefault("BATON_DAGSTER__UI_URL", f"http://{_link_host(args.host)}:{args.port}")
+    os.environ.setdefault("BATON_PUBLIC_URL", f"http://{_link_host(api_host)}:{api_port}")
     workspace = PACKAGE_ROOT / "workspace.yaml"
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     dagster_argv = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
     api_argv = [sys.executable, "-m", "baton.cli.main", "api", "serve"]
     api_argv += ["--host", api_host, "--port", str(api_port)]
     return supervise([dagster_argv, api_argv], cwd=PACKAGE_ROOT)
+
+
+def _link_host(host: str) -> str:
+    """A host for links: a wildcard bind address is reached through the loopback."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
 def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 20) -> int:
