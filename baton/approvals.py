@@ -48,6 +48,7 @@ class Claim:
     launch: bool
     inputs: dict[str, Any]
     last_dagster_run_id: str | None
+    version: int = 1
 
 
 class Approvals:
@@ -268,6 +269,7 @@ class Approvals:
                 launch,
                 dict(run.inputs),
                 run.last_dagster_run_id,
+                run.version,
             )
 
     def reclaim(self, approval_id: uuid.UUID) -> Claim | None:
@@ -285,6 +287,7 @@ class Approvals:
                 True,
                 dict(run.inputs),
                 run.last_dagster_run_id,
+                run.version,
             )
 
     def resumable(self, limit: int = 50) -> list[HumanApproval]:

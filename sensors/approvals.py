@@ -25,6 +25,7 @@ from baton.approvals import Approvals, Claim
 from baton.settings import get_settings
 from orchestration_defs.compiler.common import RUN_TAG
 from orchestration_defs.compiler.resources import BatonStoreResource
+from orchestration_defs.language.models import pinned_job_name
 
 APPROVAL_TAG = "baton/approval_id"
 CONTINUES_TAG = "baton/continues"
@@ -34,8 +35,8 @@ def run_key(approval_id: object) -> str:
     return f"baton-approval-{approval_id}"
 
 
-def resume_request(claim: Claim) -> RunRequest:
-    """The next segment of the claimed approval's run."""
+def resume_request(claim: Claim, job_name: str | None = None) -> RunRequest:
+    """The next segment of the claimed approval's run, as a run of ``job_name``."""
     tags = {
         RUN_TAG: str(claim.run_id),
         APPROVAL_TAG: str(claim.approval_id),
@@ -45,7 +46,7 @@ def resume_request(claim: Claim) -> RunRequest:
         tags[CONTINUES_TAG] = claim.last_dagster_run_id
     return RunRequest(
         run_key=run_key(claim.approval_id),
-        job_name=claim.orchestration.replace("-", "_"),
+        job_name=job_name or claim.orchestration.replace("-", "_"),
         run_config={"inputs": claim.inputs, "baton_run_id": str(claim.run_id)},
         tags=tags,
     )
@@ -75,8 +76,9 @@ def build_approval_sensor(job_names: Sequence[str], jobs: Sequence[object]) -> S
                 continue  # resuming, and its segment exists: the run goes on
             else:
                 claim = approvals.reclaim(approval.id)
-            if claim is not None and claim.launch and _job(claim) in job_names:
-                requests.append(resume_request(claim))
+            job = _job(claim, job_names) if claim is not None else None
+            if claim is not None and claim.launch and job is not None:
+                requests.append(resume_request(claim, job))
         if not requests:
             return SkipReason("no decided approvals waiting to resume a run")
         # The cursor only records progress for people reading the sensor page: the approvals'
@@ -86,8 +88,12 @@ def build_approval_sensor(job_names: Sequence[str], jobs: Sequence[object]) -> S
     return baton_approval_sensor
 
 
-def _job(claim: Claim) -> str:
-    return claim.orchestration.replace("-", "_")
+def _job(claim: Claim, job_names: Sequence[str]) -> str | None:
+    """The job the run continues on: its own version's pinned job when the library has moved
+    on (see ``orchestration_defs.definitions``), else the slug's job; None if neither is here."""
+    pinned = pinned_job_name(claim.orchestration, claim.version)
+    plain = claim.orchestration.replace("-", "_")
+    return next((name for name in (pinned, plain) if name in job_names), None)
 
 
 def _launched(context: SensorEvaluationContext, approval_id: object) -> bool:

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from baton.db.models import OrchestrationDefinition
+from baton.db.models import OrchestrationDefinition, OrchestrationRun
+from baton.state import TERMINAL_RUN_STATUSES
 
 
 class DefinitionConflict(Exception):
@@ -44,6 +45,18 @@ class DefinitionsRepository:
             .order_by(OrchestrationDefinition.version.desc())
             .limit(1)
         )
+
+    def with_unfinished_runs(self) -> Sequence[OrchestrationDefinition]:
+        """Every version that a run not yet completed, failed or aborted started on."""
+        unfinished = select(OrchestrationRun.definition_id).where(
+            OrchestrationRun.status.not_in(TERMINAL_RUN_STATUSES),
+            OrchestrationRun.deleted_at.is_(None),
+        )
+        return self.session.scalars(
+            select(OrchestrationDefinition)
+            .where(OrchestrationDefinition.id.in_(unfinished))
+            .order_by(OrchestrationDefinition.slug, OrchestrationDefinition.version)
+        ).all()
 
     def list(
         self,

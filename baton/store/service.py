@@ -154,6 +154,12 @@ class RunStore:
             )
             return row.id
 
+    def unfinished_versions(self) -> list[tuple[str, int, dict[str, Any]]]:
+        """(slug, version, spec) of every version that unfinished runs started on."""
+        with self.session() as s:
+            rows = DefinitionsRepository(s).with_unfinished_runs()
+            return [(row.slug, row.version, dict(row.spec)) for row in rows]
+
     # runs -------------------------------------------------------------------------------
 
     def create_run(

@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -149,6 +150,11 @@ class StepSpec(StrictModel):
         return "checkpoint" if self.checkpoint is not None else "agent"
 
 
+def pinned_job_name(slug: str, version: int) -> str:
+    """The job of an older version kept for the runs that started on it."""
+    return f"{slug.replace('-', '_')}__v{version}"
+
+
 class OrchestrationSpec(StrictModel):
     """One orchestration file."""
 
@@ -196,10 +202,25 @@ class OrchestrationSpec(StrictModel):
                 )
         return triggers
 
+    # Set only on copies made by `pinned()`; never read from YAML.
+    _pinned: bool = PrivateAttr(default=False)
+
     @property
     def job_name(self) -> str:
-        """The Dagster job name: the slug with dashes turned into underscores."""
+        """The Dagster job name: the slug with dashes turned into underscores.
+
+        A pinned copy (an older version that unfinished runs still follow) is named
+        ``<slug>__v<version>``, so its job and ops sit beside the newest version's.
+        """
+        if self._pinned:
+            return pinned_job_name(self.slug, self.version)
         return self.slug.replace("-", "_")
+
+    def pinned(self) -> OrchestrationSpec:
+        """A copy whose job is named for its version (see ``job_name``)."""
+        copy = self.model_copy()
+        copy._pinned = True
+        return copy
 
     def step(self, step_id: str) -> StepSpec:
         """The step with this id."""
