@@ -107,7 +107,21 @@ def _clashes(loaded: list[LoadedDefinition]) -> list[SpecError]:
             )
         seen.setdefault(key, item)
         other = jobs.get(spec.job_name)
-        if other is not None and other.spec.slug != spec.slug:
+        if other is not None and other.spec.slug == spec.slug:
+            if other.spec.organization != spec.organization:
+                # One code location has one job per slug, so an organization cannot share it.
+                errors.append(
+                    SpecError(
+                        str(item.path),
+                        1,
+                        1,
+                        "organization",
+                        f"slug '{spec.slug}' is also used by organization "
+                        f"'{other.spec.organization}' in {other.path}; slugs are unique "
+                        "across organizations (each slug is one Dagster job)",
+                    )
+                )
+        elif other is not None:
             errors.append(
                 SpecError(
                     str(item.path),

@@ -142,10 +142,10 @@ def test_same_slug_and_version_in_two_files_clash(tmp_path: Path) -> None:
     ]
 
 
-def test_other_versions_or_organizations_do_not_clash(tmp_path: Path) -> None:
+def test_other_versions_do_not_clash(tmp_path: Path) -> None:
     write(tmp_path, "one.yaml", flow("demo", 1))
     write(tmp_path, "two.yaml", flow("demo", 2))
-    write(tmp_path, "three.yaml", flow("demo", 1, organization="acme"))
+    write(tmp_path, "three.yaml", flow("other", 1, organization="acme"))
     loaded, errors = load_library([tmp_path], known_agents=AGENTS)
     assert errors == []
     assert len(loaded) == 3
@@ -187,3 +187,12 @@ def test_shipped_examples_load_one_by_one(name: str) -> None:
     loaded, errors = load_file(LIBRARY / name, known_agents=agent_input_checks())
     assert errors == []
     assert loaded is not None
+
+
+def test_a_slug_cannot_belong_to_two_organizations(tmp_path: Path) -> None:
+    # Each slug is one Dagster job; a second organization's flow would silently lose it.
+    first = write(tmp_path, "1.yaml", flow("demo", 1))
+    second = write(tmp_path, "2.yaml", flow("demo", 1, organization="acme"))
+    _, errors = load_library([tmp_path], known_agents=AGENTS)
+    assert [(e.source, e.field) for e in errors] == [(str(second), "organization")]
+    assert f"slug 'demo' is also used by organization 'global' in {first}" in errors[0].message
