@@ -62,6 +62,13 @@ class ApiSettings(BaseModel):
     heartbeat_seconds: float = Field(
         default=15, gt=0, le=300, description="Idle time before an event stream sends a comment."
     )
+    events_settle_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="How long an event stream waits for a gap in the event sequence to fill "
+        "(a transaction still committing) before taking it for a rolled-back one.",
+    )
 
 
 class WebhookSettings(BaseModel):

@@ -110,13 +110,26 @@ def events_after(
     after: int,
     limit: int,
     run_id: uuid.UUID | None = None,
+    upto: int | None = None,
 ) -> Sequence[OrchestrationEvent]:
-    """An organization's events with a sequence above ``after``, in sequence order."""
+    """An organization's events with a sequence above ``after`` (and up to ``upto``), in order."""
     e = OrchestrationEvent
     query = select(e).where(e.organization == organization, e.sequence > after)
+    if upto is not None:
+        query = query.where(e.sequence <= upto)
     if run_id is not None:
         query = query.where(e.run_id == run_id)
     return s.scalars(query.order_by(e.sequence).limit(limit)).all()
+
+
+def sequences_after(s: Session, *, after: int, limit: int) -> Sequence[int]:
+    """The sequences above ``after`` in the whole log (every organization), in order.
+
+    Only numbers: streams use them to see gaps (``baton.api.sse.Horizon``), never content.
+    """
+    e = OrchestrationEvent
+    query = select(e.sequence).where(e.sequence > after).order_by(e.sequence).limit(limit)
+    return s.scalars(query).all()
 
 
 def event_cursor(cursor: str | None) -> int:

@@ -14,7 +14,7 @@ from baton.api.auth import Principal, require
 from baton.api.deps import get_settings_of, get_store
 from baton.api.errors import error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam, encode_cursor
-from baton.api.queries import event_cursor, events_after, scoped_run
+from baton.api.queries import event_cursor, events_after, scoped_run, sequences_after
 from baton.api.schemas import Event, EventPage
 from baton.api.sse import MEDIA_TYPE, last_event_id, stream, wants_stream
 from baton.store.service import RunStore
@@ -37,10 +37,15 @@ def _events(
     limit: int,
     cursor: str | None,
 ) -> EventPage | StreamingResponse:
-    def fetch(after: int, size: int) -> Sequence[Event]:
+    def fetch(after: int, upto: int | None, size: int) -> Sequence[Event]:
+        org = principal.organization
         with store.session() as s:
-            rows = events_after(s, principal.organization, after=after, limit=size, run_id=run_id)
+            rows = events_after(s, org, after=after, limit=size, run_id=run_id, upto=upto)
             return [views.event(r) for r in rows]
+
+    def visible(after: int, size: int) -> Sequence[int]:
+        with store.session() as s:
+            return sequences_after(s, after=after, limit=size)
 
     if wants_stream(request):
         settings = get_settings_of(request)
@@ -48,12 +53,14 @@ def _events(
         body = stream(
             request,
             fetch,
+            visible,
             after=after,
             poll_seconds=settings.api.events_poll_seconds,
             heartbeat_seconds=settings.api.heartbeat_seconds,
+            settle_seconds=settings.api.events_settle_seconds,
         )
         return StreamingResponse(body, media_type=MEDIA_TYPE, headers=HEADERS)
-    items = list(fetch(event_cursor(cursor), limit + 1))
+    items = list(fetch(event_cursor(cursor), None, limit + 1))
     more = len(items) > limit
     items = items[:limit]
     next_cursor = encode_cursor(items[-1].id) if more and items else None
