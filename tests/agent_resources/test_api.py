@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,19 +17,6 @@ HOOK = "/webhook/marketing-swarm"
 STATUS = "/api/v1/executions/exec-1"
 BRIEF = {"product": "Baton", "audience": "data teams", "channels": ["email", "linkedin"]}
 RESULT = {"campaign": "Conduct your agents", "posts": 3}
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as fake:  # one per module: stopping a server takes half a second
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeServer) -> FakeServer:
-    shared_server.routes.clear()
-    shared_server.requests.clear()
-    return shared_server
 
 
 def agent(**config: Any) -> ApiAgent:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,19 +44,6 @@ def completion(content: str = "Revenue grew.") -> dict[str, Any]:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
     }
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as fake:  # one per module: stopping a server takes half a second
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeServer) -> FakeServer:
-    shared_server.routes.clear()
-    shared_server.requests.clear()
-    return shared_server
 
 
 def agent(**config: Any) -> ContextAgent:

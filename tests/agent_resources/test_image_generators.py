@@ -4,7 +4,6 @@ that answers like the OpenAI Images API and Google's Imagen ``predict`` API."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,19 +55,6 @@ GOOGLE = Provider(
     "AIzaSyImageTest0123456789abcdefghijklmn",
     "",
 )
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FakeServer]:
-    with FakeServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(shared_server: FakeServer) -> FakeServer:
-    shared_server.routes.clear()
-    shared_server.requests.clear()
-    return shared_server
 
 
 def agent(provider: Provider, timeout: float = 10) -> FunctionAgent:
