@@ -24,6 +24,7 @@ from agent_resources.base import (
     ErrorKind,
 )
 from agent_resources.catalog import AgentEntry
+from agent_resources.http import masker_for
 from agent_resources.sandbox.process import Limits, SandboxError, run_in_sandbox
 from baton.secrets import Masker
 
@@ -98,7 +99,7 @@ class FunctionAgent(Agent):
         limits = self.entry.limits
         timeout = min(request.timeout_seconds or limits.timeout_seconds, limits.timeout_seconds)
         caps = Limits(timeout, limits.cpu_seconds, limits.memory_mb, limits.max_output_bytes)
-        masker = Masker([v for k, v in request.env.items() if self._is_secret(k)])
+        masker = masker_for(self.entry, request.env)
         try:
             answer = run_in_sandbox(
                 self._payload(request, value),
@@ -133,9 +134,6 @@ class FunctionAgent(Agent):
             if host:
                 hosts.add(host)
         return hosts
-
-    def _is_secret(self, name: str) -> bool:
-        return any(spec.name == name and spec.is_secret for spec in self.entry.env)
 
 
 def _error(slug: str, error: dict[str, Any], masker: Masker) -> AgentError:
