@@ -93,6 +93,7 @@ class OrchestrationRun(Base):
         Index("ix_orchestration_runs_parent_run_id", "parent_run_id"),
         Index("ix_orchestration_runs_root_run_id", "root_run_id"),
         Index("ix_orchestration_runs_created_at", "created_at"),
+        Index("ix_orchestration_runs_status", "status"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -116,6 +117,9 @@ class OrchestrationRun(Base):
     parent_step_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The one segment allowed to do work (``baton/segment`` tag of its Dagster run); a launch
+    # replaces it with a compare-and-set, and every step checks it again before it starts.
+    segment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -199,6 +203,13 @@ class HumanApproval(Base):
     )
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     resumed_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Who claimed the decision to launch its segment, and when: a claim older than the lease
+    # with no segment behind it is taken over (guarded on claimed_at) by the safety-net sensor.
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Why the claimed segment has not started (no such job, launch failed), until it does.
+    launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    launch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OrchestrationEvent(Base):
