@@ -1,0 +1,100 @@
+"""Segments: the one owner of how a Dagster run continues an orchestration run.
+
+A *segment* is one Dagster run of an orchestration run's job (design notes: "Two kinds of
+run"). Everything that starts one (the CLI, the API, the approvals page, the approval and
+webhook sensors, later child runs) asks this module for its job name, run config and tags, and
+either launches it now (``launch_now``) or turns it into the ``RunRequest`` a sensor returns
+(``run_request``). Nothing else composes them.
+
+Each plan carries a fresh segment id. It is written to the orchestration run with a
+compare-and-set before the launch (``RunStore.claim_segment``) and travels as the
+``baton/segment`` tag; the start op and every step check it again, so of two segments
+launched for one run only the newest does work (one active segment per run).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagster import RunRequest
+
+RUN_TAG = "baton/run_id"
+SEGMENT_TAG = "baton/segment"
+STATUS_TAG = "baton/status"
+APPROVAL_TAG = "baton/approval_id"
+CONTINUES_TAG = "baton/continues"
+DECISION_TAG = "baton/decision"
+LAUNCHED_BY_TAG = "baton/launched_by"
+USER_TAG = "baton/user"
+RUN_ID_FIELD = "baton_run_id"
+
+
+def job_name(slug: str) -> str:
+    """The Dagster job of an orchestration's newest version."""
+    return slug.replace("-", "_")
+
+
+def pinned_job_name(slug: str, version: int) -> str:
+    """The job of an older version that unfinished runs still follow."""
+    return f"{job_name(slug)}__v{version}"
+
+
+def slug_of_job(name: str) -> str:
+    """The orchestration slug a job name was made from (the inverse of ``job_name``)."""
+    base = name.split("__v", 1)[0]
+    return base.replace("_", "-")
+
+
+def run_config(inputs: Mapping[str, Any], run_id: uuid.UUID | str | None = None) -> dict[str, Any]:
+    """Run config of a segment: the inputs, and the orchestration run it continues."""
+    return {"inputs": dict(inputs), RUN_ID_FIELD: str(run_id) if run_id else ""}
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """Everything a launch of one segment needs: where, with what, tagged how."""
+
+    run_id: uuid.UUID
+    job_name: str
+    run_config: dict[str, Any]
+    tags: dict[str, str]
+    segment_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    run_key: str | None = None
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return {**self.tags, RUN_TAG: str(self.run_id), SEGMENT_TAG: self.segment_id}
+
+
+def plan(
+    run_id: uuid.UUID,
+    *,
+    job: str,
+    inputs: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    run_key: str | None = None,
+) -> SegmentPlan:
+    """A new segment of ``run_id`` on ``job``; ``inputs`` must already be masked."""
+    return SegmentPlan(
+        run_id=run_id,
+        job_name=job,
+        run_config=run_config(inputs, run_id),
+        tags=dict(tags or {}),
+        run_key=run_key,
+    )
+
+
+def run_request(segment: SegmentPlan) -> RunRequest:
+    """The plan as a sensor's ``RunRequest`` (``run_key`` dedupes a tick evaluated twice)."""
+    from dagster import RunRequest
+
+    return RunRequest(
+        run_key=segment.run_key,
+        job_name=segment.job_name,
+        run_config=segment.run_config,
+        tags=segment.all_tags,
+    )
