@@ -3,6 +3,10 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Ports of `make up` (`make up PORT=3100 API_PORT=8180`); BATON_API__PORT, when set, is the
+# API's default here too, so the Makefile does not override the settings.
+PORT ?= 3000
+API_PORT ?= $(or $(BATON_API__PORT),8080)
 
 .PHONY: install up test test-fast lint typecheck db-upgrade openapi clean
 
@@ -15,9 +19,9 @@ $(STAMP): pyproject.toml
 ## install: create .venv and install Baton with its dev tools
 install: $(STAMP)
 
-## up: start the Dagster webserver (127.0.0.1:3000) and daemon on the embedded default
+## up: the Dagster webserver and daemon on PORT (3000), the API on API_PORT (8080)
 up: $(STAMP)
-	$(BIN)/baton up
+	$(BIN)/baton up --port $(PORT) --api-port $(API_PORT)
 
 ## test: the whole test suite (Postgres tests skip outside CI when no server is reachable)
 test: $(STAMP)
