@@ -14,8 +14,9 @@ from collections.abc import Iterable
 # A pinned job name ends in ``__v<N>`` (``models.pinned_job_name``).
 _PINNED = re.compile(r"__v\d+$")
 _MAX_SUGGESTIONS = 3
-# difflib's default cutoff; a suggestion this much below the best one is left out.
+# difflib's default cutoff.
 _CUTOFF = 0.6
+# A suggestion this much below the best one's ratio is left out.
 _SPREAD = 0.1
 
 
