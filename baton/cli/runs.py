@@ -92,11 +92,49 @@ def show_run(args: argparse.Namespace) -> int:
         for d in body["deliverables"]:
             where = d["asset_uri"] or "(inline)"
             print(f"  {d['step_id']:24} {d['name']} v{d['version']} ({d['type']})  {where}")
+    print("events:")
+    for e in detail.events:
+        print(_event_line(e.sequence, e.created_at, e.type, e.payload or {}))
     print("Dagster runs (segments), oldest first:")
     ui = settings.dagster.ui_url.rstrip("/")
     for seg in segments:
         print(f"  {seg['dagster_run_id']}  {seg['status']:9}  {ui}/runs/{seg['dagster_run_id']}")
     return 0
+
+
+# What an event line of `runs show` names, in this order; payloads are masked by the store.
+_EVENT_FIELDS = (
+    ("step_id", "step"),
+    ("attempt", "attempt"),
+    ("approval_id", "approval"),
+    ("decision", "decision"),
+    ("decided_by", "by"),
+    ("created_by", "by"),
+    ("votes", "votes"),
+    ("required", "of"),
+    ("to", "to"),
+    ("dagster_run_id", "dagster run"),
+    ("will_retry", "will retry"),
+)
+_EVENT_TEXTS = ("reason", "message")
+_TEXT_WIDTH = 100
+
+
+def _event_line(sequence: int, at: datetime, type_: str, payload: dict[str, Any]) -> str:
+    """One compact line: sequence, time, type and what the payload is about."""
+    parts = [f"{label} {payload[key]}" for key, label in _EVENT_FIELDS if _shown(payload, key)]
+    for key in _EVENT_TEXTS:
+        if _shown(payload, key):
+            # One line however long the text: collapse newlines, cut at a readable width.
+            text = " ".join(str(payload[key]).split())
+            cut = text if len(text) <= _TEXT_WIDTH else text[: _TEXT_WIDTH - 3] + "..."
+            parts.append(f"{key}: {cut}")
+    when = at.strftime("%Y-%m-%d %H:%M:%S")
+    return f"  {sequence:>6}  {when}  {type_:24} {', '.join(parts)}".rstrip()
+
+
+def _shown(payload: dict[str, Any], key: str) -> bool:
+    return payload.get(key) not in (None, "", [], {})
 
 
 def _iso(timestamp: float | None) -> str | None:
