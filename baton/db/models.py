@@ -428,3 +428,29 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LibraryFile(Base):
+    """One file of the library as the last sync found it: the job it gives, or its errors.
+
+    The code server writes these rows when it loads the library; a run worker reads its job's
+    definition through ``job_name`` instead of parsing the library, and operators read the
+    problems (files whose ``errors`` are not empty) from the CLI, the API and the Dagster UI.
+    """
+
+    __tablename__ = "library_files"
+    __table_args__ = (
+        UniqueConstraint("path"),
+        Index("ix_library_files_job_name", "job_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    # The version this file stored, if it is valid; its job if it is its slug's newest version.
+    definition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("orchestration_definitions.id", ondelete="SET NULL"), nullable=True
+    )
+    job_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Every problem found in the file: {"line", "column", "path", "message", "text"}.
+    errors: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
