@@ -1,0 +1,237 @@
+"""The zygote: a process with Dagster and Baton imported that forks a run worker per run.
+
+    python -m baton.warm_launcher.zygote --home DAGSTER_HOME [--preload MODULE ...]
+
+It imports the preload modules (``pkg.*`` imports every submodule of ``pkg``), binds its
+socket, then daemonizes: the started process exits once the socket listens (so whoever started
+it knows it is ready and need not reap it) and the grandchild serves. It stays single-threaded
+and opens no database or gRPC connection, so a fork is safe; each child opens its own.
+
+Requests (one JSON line each): ``ping`` -> pid, digest; ``launch`` (run id, instance ref,
+environment, cwd, log path) -> the child's pid and start ticks; ``shutdown``. It exits on its
+own when its socket file is removed or replaced, and refuses a launch (answer ``stale``, then
+exits) when the source files it imported have changed since it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import pkgutil
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from baton.warm_launcher import protocol
+
+log = logging.getLogger("baton.zygote")
+
+DEFAULT_PRELOAD = (
+    "dagster",
+    "dagster._cli.api",
+    "dagster._core.execution.api",
+    "dagster._core.storage.runs.sqlite.sqlite_run_storage",
+    "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+    "dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log",
+    "dagster._core.storage.schedules.sqlite.sqlite_schedule_storage",
+    "dagster_postgres",
+    "sqlalchemy",
+    "pydantic",
+    "baton.*",
+    "agent_resources.*",
+    "orchestration_defs.language.*",
+    "orchestration_defs.compiler.*",
+    "sensors.*",
+)
+_CHECK_SECONDS = 2.0
+
+
+def preload(names: Sequence[str]) -> list[Path]:
+    """Import ``names``; return the source folders of the packages imported (for the digest)."""
+    roots: set[Path] = set()
+    for name in names:
+        walk = name.endswith(".*")
+        for module_name in _expand(name.removesuffix(".*"), walk=walk):
+            try:
+                importlib.import_module(module_name)
+            except Exception as exc:
+                log.info("not preloaded: %s (%s)", module_name, type(exc).__name__)
+                continue
+            top = sys.modules.get(module_name.split(".")[0])
+            if top is not None and getattr(top, "__file__", None) and not _in_site(top):
+                roots.add(Path(str(top.__file__)).parent)
+    return sorted(roots)
+
+
+def _in_site(module: Any) -> bool:
+    # Installed libraries change only with a reinstall; only the project's sources are watched.
+    return "site-packages" in str(getattr(module, "__file__", ""))
+
+
+def _expand(base: str, *, walk: bool) -> list[str]:
+    if not walk:
+        return [base]
+    try:
+        package = importlib.import_module(base)
+    except Exception:
+        return [base]
+    paths = getattr(package, "__path__", None)
+    if paths is None:
+        return [base]
+    found = [base]
+    for info in pkgutil.walk_packages(paths, prefix=f"{base}.", onerror=lambda _name: None):
+        if ".tests" in info.name or info.name.endswith("__main__") or ".zygote" in info.name:
+            continue
+        found.append(info.name)
+    return found
+
+
+class Zygote:
+    """Serves one listening socket; forks a run worker per launch request."""
+
+    def __init__(self, listener: socket.socket, path: Path, roots: list[Path]) -> None:
+        self.listener = listener
+        self.path = path
+        self.roots = roots
+        self.digest = protocol.source_digest(roots)
+        self.inode = path.stat().st_ino
+        self.started = time.time()
+        self.children: set[int] = set()
+        self.running = True
+
+    def serve(self) -> None:
+        signal.signal(signal.SIGCHLD, lambda *_: self.reap())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        last_check = time.monotonic()
+        while self.running:
+            ready, _, _ = select.select([self.listener], [], [], _CHECK_SECONDS)
+            if ready:
+                self.accept()
+            self.reap()
+            if time.monotonic() - last_check >= _CHECK_SECONDS:
+                last_check = time.monotonic()
+                if not self.socket_is_mine():
+                    log.info("socket %s removed or replaced; exiting", self.path)
+                    self.running = False
+        if self.socket_is_mine():
+            self.path.unlink(missing_ok=True)
+        self.listener.close()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def socket_is_mine(self) -> bool:
+        try:
+            return self.path.stat().st_ino == self.inode
+        except OSError:
+            return False
+
+    def reap(self) -> None:
+        """Collect every ended child, so none stays a zombie."""
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+
+    def accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            try:
+                request = protocol.receive(conn)
+                protocol.send(conn, self.handle(request, conn))
+            except (OSError, ValueError) as exc:
+                log.warning("bad request: %s", type(exc).__name__)
+
+    def handle(self, request: dict[str, Any], conn: socket.socket) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "ping":
+            return {"ok": True, "pid": os.getpid(), "digest": self.digest, "started": self.started}
+        if op == "shutdown":
+            self.running = False
+            return {"ok": True}
+        if op == "launch":
+            if protocol.source_digest(self.roots) != self.digest:
+                self.running = False
+                return {"ok": False, "stale": True, "error": "source files changed"}
+            return self.launch(request, conn)
+        return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def launch(self, request: dict[str, Any], conn: socket.socket) -> dict[str, Any]:
+        for key in ("run_id", "instance_ref", "log_path"):
+            if not isinstance(request.get(key), str):
+                return {"ok": False, "error": f"missing {key}"}
+        pid = os.fork()
+        if pid == 0:
+            conn.close()
+            self.listener.close()
+            from baton.warm_launcher.worker import run_forked
+
+            run_forked(request)
+        self.children.add(pid)
+        return {"ok": True, "pid": pid, "start": protocol.process_start_ticks(pid)}
+
+
+def bind(path: Path) -> socket.socket:
+    """Listen on ``path``, replacing a stale socket file (the caller holds the start lock)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+    return listener
+
+
+def _daemonize() -> None:
+    """Leave the starter: it waits for our exit to know the socket listens, and need not
+    reap us; the serving grandchild belongs to init from then on."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="baton-zygote")
+    parser.add_argument("--home", required=True, type=Path)
+    parser.add_argument("--preload", nargs="*", default=list(DEFAULT_PRELOAD))
+    parser.add_argument("--foreground", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s zygote[%(process)d] %(levelname)s %(message)s"
+    )
+    roots = preload(args.preload)
+    if threading.active_count() > 1:
+        # A thread would not survive the fork and could hold a lock the child then needs.
+        log.warning("threads running after preload: %s", threading.enumerate())
+    path = protocol.socket_path(args.home)
+    listener = bind(path)
+    if not args.foreground:
+        _daemonize()
+    log.info("serving %s (preloaded %d modules)", path, len(sys.modules))
+    Zygote(listener, path, roots).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Jobs that the warm launcher's tests load in a code server (module-level, importable)."""
