@@ -6,6 +6,7 @@ thinks. The approval sensor launches the next segment once the approval is decid
 this op finds the decision and completes with the approved value.
 """
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from dagster import In, OpDefinition, OpExecutionContext, Out, Output
 
 from baton.approvals import Approvals
+from baton.dagster_status import tag_run_segments
 from baton.db.models import HumanApproval
 from baton.notify import notify_pending
 from baton.settings import get_settings
@@ -67,9 +69,11 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
         if latest is not None and latest.status in ("pending", "decided"):
             approvals.still_waiting(run_id)
             context.log.info(f"checkpoint '{step.id}' still waits for approval {latest.id}")
+            _tag_waiting(context, run_id)
             return
         previous = latest.id if latest is not None and latest.status == "resuming" else None
         _request(context, approvals, checkpoint, policy, step, baton, results, previous)
+        _tag_waiting(context, run_id)
 
     return OpDefinition(
         compute_fn=compute,
@@ -78,9 +82,32 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
         # Not required: no output means "waiting", and Dagster skips everything after it.
         outs={"result": Out(dict, is_required=False)},
         required_resource_keys={STORE_KEY},
-        description=step.description or f"Checkpoint: {checkpoint.prompt}",
+        description=step.description or f"Checkpoint: {prompt_placeholders(checkpoint.prompt)}",
         tags={"baton/step": step.id, "baton/kind": "checkpoint"},
     )
+
+
+_EXPRESSION = re.compile(r"\{\{\s*(?P<expr>.*?)\s*\}\}", re.DOTALL)
+_BLOCK = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+
+
+def prompt_placeholders(prompt: str) -> str:
+    """The prompt as readable text before a run: each ``{{ x | f }}`` shows as ``<x>``.
+
+    The values exist only once a run reaches the checkpoint, so the op's description (built
+    with the job) names what will be filled in instead of showing template syntax.
+    """
+    text = _BLOCK.sub("", prompt)
+    text = _EXPRESSION.sub(lambda m: f"<{m.group('expr').split('|')[0].strip()}>", text)
+    return " ".join(text.split())
+
+
+def _tag_waiting(context: OpExecutionContext, run_id: uuid.UUID) -> None:
+    """Tag the run's segments ``baton/status=awaiting_approval``: this one ends waiting."""
+    try:
+        tag_run_segments(context.instance, run_id, "awaiting_approval")
+    except Exception as exc:  # the approval is stored; the status sensor tags it later
+        context.log.warning(f"could not tag the segment awaiting_approval: {exc}")
 
 
 def _policy(checkpoint: CheckpointSpec, retry_step: str | None) -> dict[str, Any]:

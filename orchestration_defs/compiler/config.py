@@ -57,18 +57,21 @@ def inputs_schema(spec: OrchestrationSpec) -> Shape:
 
 
 def job_config(spec: OrchestrationSpec, start_op_name: str) -> ConfigMapping:
-    """A config mapping so run config reads ``{inputs: {...}, baton_run_id: ""}``."""
+    """A config mapping so run config reads ``{inputs: {...}}`` (``baton_run_id`` optional)."""
 
     def to_op_config(outer: dict[str, Any]) -> dict[str, Any]:
         return {"ops": {start_op_name: {"config": outer}}}
 
     schema = {
         "inputs": Field(inputs_schema(spec)),
+        # Optional without a default, so the launchpad's scaffolded config leaves it out:
+        # an operator starting a run never sees Baton's internal id. Baton's segments carry
+        # the run id in the baton/run_id tag; older callers may still pass it here.
         RUN_ID_FIELD: Field(
             String,
-            default_value="",
-            description="Set by Baton when it launches a segment of an existing "
-            "orchestration run; leave empty to start a new one.",
+            is_required=False,
+            description="Internal: the orchestration run a segment continues. Leave it out "
+            "to start a new run.",
         ),
     }
     return ConfigMapping(config_fn=to_op_config, config_schema=schema)
@@ -78,7 +81,7 @@ def start_op_schema(spec: OrchestrationSpec) -> dict[str, Field]:
     """The start op's own config schema (what the mapping fills)."""
     return {
         "inputs": Field(inputs_schema(spec)),
-        RUN_ID_FIELD: Field(String, default_value=""),
+        RUN_ID_FIELD: Field(String, is_required=False),
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from dagster import Failure, In, OpDefinition, OpExecutionContext, Out, Output
 
+from baton.dagster_status import tag_run_segments
 from orchestration_defs.compiler.common import (
     BATON_IN,
     STORE_KEY,
@@ -17,6 +18,14 @@ from orchestration_defs.compiler.common import (
 )
 from orchestration_defs.language.models import OrchestrationSpec
 from orchestration_defs.language.templates import TemplateError, render
+
+
+def _tag_completed(context: OpExecutionContext, run_id: uuid.UUID) -> None:
+    """Tag the run's segments ``baton/status=completed`` (earlier ones waited or ran)."""
+    try:
+        tag_run_segments(context.instance, run_id, "completed")
+    except Exception as exc:  # the run is completed in the store; the status sensor tags later
+        context.log.warning(f"could not tag the segments completed: {exc}")
 
 
 def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
@@ -37,6 +46,7 @@ def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
             raise Failure(message, allow_retries=False) from None
         store.complete_run(run_id, outputs)
         context.log.info(f"orchestration run {run_id} completed")
+        _tag_completed(context, run_id)
         yield Output(store.mask(outputs), "result")
 
     return OpDefinition(

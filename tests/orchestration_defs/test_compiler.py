@@ -96,7 +96,7 @@ def test_run_config_has_typed_inputs_with_defaults() -> None:
     assert inputs["mode"].default_value == "fast"
     assert inputs["items"].default_value == [1, 2]
     assert not inputs["ratio"].is_required
-    assert fields["baton_run_id"].default_value == ""
+    assert not fields["baton_run_id"].is_required  # not prefilled: test_launchpad_config.py
 
 
 def test_missing_required_input_is_refused_before_the_run_starts() -> None:
