@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         default=True,
         description="Bring Baton's tables to the newest revision when the code location loads.",
     )
+    strict_library: bool = Field(
+        default=False,
+        description="Refuse to load the code location when any library file is invalid; "
+        "by default invalid files are left out and reported (`baton library problems`).",
+    )
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

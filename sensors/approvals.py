@@ -52,12 +52,17 @@ def resume_request(claim: Claim, job_name: str | None = None) -> RunRequest:
     )
 
 
-def build_approval_sensor(job_names: Sequence[str], jobs: Sequence[object]) -> SensorDefinition:
-    """The sensor for the code location's jobs (a sensor may only launch jobs it targets)."""
+def build_approval_sensor(
+    job_names: Sequence[str], jobs: Sequence[object] = ()
+) -> SensorDefinition:
+    """The sensor for the code location's jobs ``job_names``.
+
+    It targets no job itself: ``sensors.definitions.targeting`` lets it launch the jobs by
+    name, so building it builds no job. ``jobs`` is ignored (older callers pass them).
+    """
 
     @sensor(
         name="baton_approval_sensor",
-        jobs=list(jobs),  # type: ignore[arg-type]
         minimum_interval_seconds=get_settings().sensors.approval_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Resumes orchestration runs whose checkpoint approval was decided.",

@@ -1,10 +1,21 @@
-"""The sensors' Definitions."""
+"""The sensors of the code location.
+
+A sensor may only launch jobs it targets, and Dagster's ``jobs=`` wants the job *definitions*:
+passing them would build every job of the library wherever the sensors are built. A target can
+also be a job *name* (Dagster's ``AutomationTarget`` takes a string; the repository checks that
+each name is one of its jobs, and the daemon resolves it through the code location's snapshot),
+so the approval and webhook sensors target the jobs by name and nothing gets built for them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dagster import Definitions, JobDefinition
+from dagster import Definitions, JobDefinition, SensorDefinition
+
+# Private: the public decorator takes one name (``job_name``) or definitions (``jobs``), not
+# several names; this is the type both are turned into.
+from dagster._core.definitions.target import AutomationTarget
 
 from sensors.approvals import build_approval_sensor
 from sensors.run_failure import baton_run_failure_sensor
@@ -13,10 +24,22 @@ from sensors.webhook_delivery import webhook_delivery_sensor
 from sensors.webhooks import build_webhook_sensor
 
 
-def sensor_definitions(jobs: Sequence[JobDefinition]) -> Definitions:
-    """All of Baton's sensors; the approval sensor targets the code location's jobs."""
+def targeting(sensor: SensorDefinition, job_names: Sequence[str]) -> SensorDefinition:
+    """``sensor``, allowed to launch the jobs named (none of them is built)."""
+    sensor._targets = [AutomationTarget(resolvable_to_job=name) for name in job_names]  # noqa: SLF001
+    return sensor
+
+
+def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
+    """All of Baton's sensors; the approval and webhook sensors target the jobs named."""
     sensors = [baton_run_failure_sensor, baton_checkpoint_timeout_sensor, webhook_delivery_sensor]
-    if jobs:
-        sensors.append(build_approval_sensor([j.name for j in jobs], jobs))
-        sensors.append(build_webhook_sensor([j.name for j in jobs], jobs))
-    return Definitions(sensors=sensors)
+    if job_names:
+        names = list(job_names)
+        sensors.append(targeting(build_approval_sensor(names), names))
+        sensors.append(targeting(build_webhook_sensor(names), names))
+    return sensors
+
+
+def sensor_definitions(jobs: Sequence[JobDefinition | str]) -> Definitions:
+    """The sensors as Definitions, for jobs given by definition or by name."""
+    return Definitions(sensors=library_sensors([j if isinstance(j, str) else j.name for j in jobs]))

@@ -143,12 +143,17 @@ def evaluate(store: RunStore, item: InboxItem, specs: Sequence[OrchestrationSpec
     return Outcome(requests, notes)
 
 
-def build_webhook_sensor(job_names: Sequence[str], jobs: Sequence[object]) -> SensorDefinition:
-    """The sensor for the code location's jobs (a sensor may only launch jobs it targets)."""
+def build_webhook_sensor(
+    job_names: Sequence[str], jobs: Sequence[object] = ()
+) -> SensorDefinition:
+    """The sensor for the code location's jobs ``job_names``.
+
+    It targets no job itself: ``sensors.definitions.targeting`` lets it launch the jobs by
+    name, so building it builds no job. ``jobs`` is ignored (older callers pass them).
+    """
 
     @sensor(
         name="baton_webhook_sensor",
-        jobs=list(jobs),  # type: ignore[arg-type]
         minimum_interval_seconds=get_settings().webhooks.sensor_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
         description="Starts runs of orchestrations whose triggers match stored webhooks.",

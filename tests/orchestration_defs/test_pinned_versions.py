@@ -59,7 +59,7 @@ def test_a_paused_run_resumes_on_its_own_version(
     monkeypatch.setenv("BATON_DATABASE_URL", url)
     monkeypatch.setenv("BATON_LIBRARY_DIR", str(write_library(tmp_path / "lib", {"p.yaml": V2})))
     get_settings.cache_clear()
-    repository = build_definitions().get_repository_def()
+    repository = build_definitions()
     assert {"pinned_flow", "pinned_flow__v1"} <= {j.name for j in repository.get_all_jobs()}
 
     Approvals(store).decide(pending(url, run_id).id, user="ann", decision="continue")
