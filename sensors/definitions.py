@@ -19,6 +19,7 @@ from dagster._core.definitions.target import AutomationTarget
 
 from sensors.approvals import build_approval_sensor
 from sensors.run_failure import baton_run_failure_sensor
+from sensors.segment_status import baton_segment_status_sensor
 from sensors.timeouts import baton_checkpoint_timeout_sensor
 from sensors.webhook_delivery import webhook_delivery_sensor
 from sensors.webhooks import build_webhook_sensor
@@ -32,7 +33,12 @@ def targeting(sensor: SensorDefinition, job_names: Sequence[str]) -> SensorDefin
 
 def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
     """All of Baton's sensors; the approval and webhook sensors target the jobs named."""
-    sensors = [baton_run_failure_sensor, baton_checkpoint_timeout_sensor, webhook_delivery_sensor]
+    sensors = [
+        baton_run_failure_sensor,
+        baton_checkpoint_timeout_sensor,
+        webhook_delivery_sensor,
+        baton_segment_status_sensor,
+    ]
     if job_names:
         names = list(job_names)
         sensors.append(targeting(build_approval_sensor(names), names))
