@@ -9,8 +9,8 @@ and opens no database or gRPC connection, so a fork is safe; each child opens it
 
 Requests (one JSON line each): ``ping`` -> pid, digest; ``launch`` (run id, instance ref,
 environment, cwd, log path) -> the child's pid and start ticks; ``shutdown``. It exits on its
-own when its socket file is removed or replaced, and refuses a launch (answer ``stale``, then
-exits) when the source files it imported have changed since it started.
+own when its socket file is replaced or the instance folder removed, and refuses a launch
+(answers ``stale``, then exits) when the source files it imported changed since it started.
 """
 
 from __future__ import annotations
@@ -98,9 +98,10 @@ def _expand(base: str, *, walk: bool) -> list[str]:
 class Zygote:
     """Serves one listening socket; forks a run worker per launch request."""
 
-    def __init__(self, listener: socket.socket, path: Path, roots: list[Path]) -> None:
+    def __init__(self, listener: socket.socket, path: Path, roots: list[Path], home: Path) -> None:
         self.listener = listener
         self.path = path
+        self.home = home
         self.roots = roots
         self.digest = protocol.source_digest(roots)
         self.inode = path.stat().st_ino
@@ -119,8 +120,8 @@ class Zygote:
             self.reap()
             if time.monotonic() - last_check >= _CHECK_SECONDS:
                 last_check = time.monotonic()
-                if not self.socket_is_mine():
-                    log.info("socket %s removed or replaced; exiting", self.path)
+                if not (self.socket_is_mine() and self.home.is_dir()):
+                    log.info("socket %s or its instance folder is gone; exiting", self.path)
                     self.running = False
         if self.socket_is_mine():
             self.path.unlink(missing_ok=True)
@@ -229,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.foreground:
         _daemonize()
     log.info("serving %s (preloaded %d modules)", path, len(sys.modules))
-    Zygote(listener, path, roots).serve()
+    Zygote(listener, path, roots, args.home).serve()
     return 0
 
 
