@@ -150,7 +150,11 @@ def sync_library(settings: Settings) -> LibrarySync:
     problems = _problems(errors)
     _record_files(store, settings, valid, newest, ids, problems)
     for problem in problems:
-        log.warning("library file %s is invalid and was left out:\n%s", problem.path, problem.lines)
+        log.warning(
+            "library file %s is invalid and was left out:\n  %s",
+            problem.path,
+            "\n  ".join(problem.lines),
+        )
     return LibrarySync(newest, problems)
 
 

@@ -25,7 +25,6 @@ from typing import Any
 from dagster import (
     Failure,
     JobDefinition,
-    OpExecutionContext,
     RepositoryData,
     RepositoryDefinition,
     ResourceDefinition,
@@ -164,7 +163,7 @@ def problems_job(problems: Sequence[FileProblem]) -> JobDefinition:
     text = f"{len(problems)} library file(s) are invalid and were left out:\n{listing}"
 
     @op(name=f"{PROBLEMS_JOB}__report", description=text)
-    def report(context: OpExecutionContext) -> None:
+    def report() -> None:
         raise Failure(description=text)
 
     @job(

@@ -27,7 +27,7 @@ from sensors.webhooks import build_webhook_sensor
 
 def targeting(sensor: SensorDefinition, job_names: Sequence[str]) -> SensorDefinition:
     """``sensor``, allowed to launch the jobs named (none of them is built)."""
-    sensor._targets = [AutomationTarget(resolvable_to_job=name) for name in job_names]  # noqa: SLF001
+    sensor._targets = [AutomationTarget(resolvable_to_job=name) for name in job_names]
     return sensor
 
 

@@ -6,7 +6,19 @@ import argparse
 import logging
 import sys
 
-from baton.cli import agents, api, approvals, db, define, run, runs, tokens, up, webhooks
+from baton.cli import (
+    agents,
+    api,
+    approvals,
+    db,
+    define,
+    library,
+    run,
+    runs,
+    tokens,
+    up,
+    webhooks,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="baton", description="YAML orchestrations of AI agents, run on Dagster."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (define, db, run, runs, approvals, agents, tokens, api, up, webhooks):
+    for module in (define, library, db, run, runs, approvals, agents, tokens, api, up, webhooks):
         module.add_parsers(sub)
     return parser
 

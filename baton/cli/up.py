@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from baton.dagster_home import ensure_dagster_home
-from baton.library import load_and_register, prepare_database
+from baton.library import prepare_database, sync_library
 from baton.settings import PACKAGE_ROOT, get_settings
 from orchestration_defs.language.errors import SpecErrors
 
@@ -33,11 +33,15 @@ def up(args: argparse.Namespace) -> int:
     home = ensure_dagster_home(settings)
     prepare_database(settings)
     try:
-        jobs = load_and_register(settings)
-    except SpecErrors as exc:
+        synced = sync_library(settings)
+    except (SpecErrors, RuntimeError) as exc:  # BATON_STRICT_LIBRARY: refuse, as before
         print(f"error: the library has invalid definitions:\n{exc}", file=sys.stderr)
         return 1
-    print(f"Baton: {len(jobs)} orchestration(s) from {settings.library_dir}")
+    print(f"Baton: {len(synced.newest)} orchestration(s) from {settings.library_dir}")
+    for problem in synced.problems:  # left out, not fatal: `baton library problems` lists them
+        print(f"Baton: warning: invalid, left out: {problem.path}", file=sys.stderr)
+        for line in problem.lines:
+            print(f"  {line}", file=sys.stderr)
     print(f"Baton: data in {settings.data_dir}, DAGSTER_HOME={home}")
     api_host = args.api_host or settings.api.host
     api_port = args.api_port or settings.api.port
