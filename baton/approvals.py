@@ -323,6 +323,28 @@ class Approvals:
         with self.store.session() as s:
             return list(ApprovalsRepository(s).votes(approval_id))
 
+    def why_not(self, approval_id: uuid.UUID, user: str) -> str | None:
+        """Why ``user`` may not decide this approval now; None if their decision would count.
+
+        Read-only, with the checks of ``decide`` (still pending, the approver rules, one vote
+        per person), so a page offers the decision form only to those it would accept. The
+        token's role is the caller's to check: the service knows users, not tokens.
+        """
+        with self.store.session() as s:
+            repo = ApprovalsRepository(s)
+            approval = repo.get(approval_id)
+            if approval is None:
+                return f"no approval {approval_id}"
+            if approval.status != "pending":
+                return f"the approval is no longer pending (it is {approval.status})"
+            try:
+                member = _check_approver(s, approval, _run(s, approval.run_id), user)
+            except ApprovalError as exc:
+                return str(exc)
+            if any(v.user_name == member.name for v in repo.votes(approval_id)):
+                return f"{member.name} has already voted on this approval"
+            return None
+
 
 # helpers ------------------------------------------------------------------------------------
 

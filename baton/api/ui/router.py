@@ -167,6 +167,7 @@ async def approvals(request: Request, decided: str | None = None) -> Response:
     settings = _settings(request)
     org = session.principal.organization
     rows = await run_in_threadpool(views.pending, settings.db_url, org, settings.dagster.ui_url)
+    rows = await run_in_threadpool(views.for_viewer, settings.db_url, rows, session.principal)
     notice = await _notice(settings, org, decided)
     return page("approvals.html", session=session, approvals=rows, notice=notice)
 
@@ -192,13 +193,17 @@ async def _approval(request: Request, session: UiSession, raw_id: str) -> views.
     if approval_id is None:
         return None
     settings = _settings(request)
-    return await run_in_threadpool(
+    view = await run_in_threadpool(
         views.one,
         settings.db_url,
         session.principal.organization,
         approval_id,
         settings.dagster.ui_url,
     )
+    if view is None:
+        return None
+    [view] = await run_in_threadpool(views.for_viewer, settings.db_url, [view], session.principal)
+    return view
 
 
 def _not_found(session: UiSession) -> Response:
@@ -252,11 +257,9 @@ def _decide(
     form: dict[str, str],
 ) -> None:
     """Record the decision through the service, which checks who may decide and what."""
-    if not principal.can("approver"):
-        raise ApprovalError(
-            "forbidden",
-            f"your token's role is {principal.role}; deciding needs approver (or admin)",
-        )
+    refusal = views.role_refusal(principal)
+    if refusal:
+        raise ApprovalError("forbidden", refusal)
     decision = forms.decision_of(form)
     modifiable = {f.name: f.type for f in approval.fields}
     changes = forms.modifications(form, modifiable, approval.show) if decision != "abort" else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,9 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from baton.api.auth import Principal
 from baton.api.ui.forms import FieldInput, field_inputs
+from baton.approvals import Approvals
 from baton.db.engine import session_scope
 from baton.db.models import ApprovalVote, HumanApproval, OrchestrationRun
+from baton.store.service import RunStore
 
 MAX_LISTED = 200
 
@@ -53,6 +57,8 @@ class ApprovalView:
     dagster_url: str | None
     votes: list[Vote]
     fields: list[FieldInput]
+    # Why the person looking at the page may not decide it (``for_viewer``); None: they may.
+    blocked: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -134,3 +140,28 @@ def one(
         if row is None:
             return None
         return _view(row[0], row[1], _votes(s, row[0].id), dagster_ui)
+
+
+def role_refusal(principal: Principal) -> str | None:
+    """Why this token may not decide anything, whatever the approval; None if it may."""
+    if principal.can("approver"):
+        return None
+    return (
+        f"your token's role is {principal.role}: you can review but not decide "
+        "(deciding needs an approver or admin token)"
+    )
+
+
+def for_viewer(url: str, shown: Sequence[ApprovalView], viewer: Principal) -> list[ApprovalView]:
+    """``shown`` with ``blocked`` set for ``viewer``, by the approvals service's own rules.
+
+    Only pending approvals are asked about: a decided one shows its status instead of a form.
+    """
+    refusal = role_refusal(viewer)
+    approvals = Approvals(RunStore(url))
+    return [
+        dataclasses.replace(view, blocked=refusal or approvals.why_not(view.id, viewer.user_name))
+        if view.pending
+        else view
+        for view in shown
+    ]
