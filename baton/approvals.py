@@ -14,8 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from baton import segments
 from baton.db.models import HumanApproval, OrchestrationRun, User, utcnow
-from baton.state import IllegalTransition
+from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
 from baton.store.approvals import ApprovalsRepository
 from baton.store.definitions import DefinitionsRepository
 from baton.store.events import EventsRepository
@@ -26,6 +27,10 @@ from baton.store.users import UsersRepository
 from orchestration_defs.language.checkpoint import parse_duration
 from orchestration_defs.language.graph import descendants
 from orchestration_defs.language.models import OrchestrationSpec, matches_type
+
+# Who claims a decision: the sensor's own claims are requested again at once (its run_key
+# dedupes them); another process's claim is taken over only once its lease has passed.
+SENSOR = "sensor"
 
 
 class ApprovalError(Exception):
@@ -49,6 +54,37 @@ class Claim:
     inputs: dict[str, Any]
     last_dagster_run_id: str | None
     version: int = 1
+    job: str = ""
+    attempt: int = 1
+
+    @property
+    def segment_id(self) -> str:
+        """The segment this claim launches: the same on a repeated request of one claim, new
+        for each claim, so a late launch of an abandoned claim does no work."""
+        return f"{self.approval_id.hex}-{self.attempt}"
+
+    @property
+    def run_key(self) -> str:
+        base = f"baton-approval-{self.approval_id}"
+        return base if self.attempt == 1 else f"{base}-{self.attempt}"
+
+    def segment(self, launched_by: str) -> segments.SegmentPlan:
+        """The next segment of the claimed run."""
+        tags = {
+            segments.APPROVAL_TAG: str(self.approval_id),
+            segments.DECISION_TAG: self.decision,
+            segments.LAUNCHED_BY_TAG: launched_by,
+        }
+        if self.last_dagster_run_id:
+            tags[segments.CONTINUES_TAG] = self.last_dagster_run_id
+        return segments.SegmentPlan(
+            run_id=self.run_id,
+            job_name=self.job,
+            run_config=segments.run_config(self.inputs),
+            tags=tags,
+            segment_id=self.segment_id,
+            run_key=self.run_key,
+        )
 
 
 class Approvals:
@@ -243,52 +279,100 @@ class Approvals:
 
     # resuming ---------------------------------------------------------------------------
 
-    def claim(self, approval_id: uuid.UUID) -> Claim | None:
+    def claim(self, approval_id: uuid.UUID, *, by: str) -> Claim | None:
         """Move a decided approval to resuming and prepare the run; None if another won.
 
         abort: the run is aborted and nothing is launched. retry: the retry step and every
         step after it are reset, with the approver's modifications over the retry step's input.
+        A run that ended meanwhile (aborted by an operator) cancels the decision instead.
+        The claim makes its segment the run's active one.
         """
         with self.store.session() as s:
             try:
-                approval = ApprovalsRepository(s).transition(approval_id, "resuming")
+                approval = ApprovalsRepository(s).transition(
+                    approval_id,
+                    "resuming",
+                    claimed_at=utcnow(),
+                    claimed_by=by,
+                    launch_attempts=HumanApproval.launch_attempts + 1,
+                )
             except IllegalTransition:
                 return None
             run = _run(s, approval.run_id)
+            if run.status in TERMINAL_RUN_STATUSES:
+                _cancel(s, approval, run, f"the run is already {run.status}")
+                return None
             launch = True
             if approval.decision == "abort":
                 _abort(s, approval, run)
                 launch = False
             elif approval.decision == "retry":
                 _reset_for_retry(s, approval, run)
-            return Claim(
-                approval.id,
-                run.id,
-                run.orchestration,
-                approval.decision or "",
-                launch,
-                dict(run.inputs),
-                run.last_dagster_run_id,
-                run.version,
-            )
+            claim = _claim_of(s, approval, run, launch)
+            if launch:
+                RunsRepository(s).force_segment(run.id, claim.segment_id)
+            return claim
 
-    def reclaim(self, approval_id: uuid.UUID) -> Claim | None:
-        """The same request again for a claimed approval whose segment was never created."""
+    def reclaim(self, approval_id: uuid.UUID, *, by: str, lease_seconds: float) -> Claim | None:
+        """Take over a claim whose segment was never started; None if it is not due.
+
+        The sensor's own claim is asked for again as it is (same segment, same run_key: the
+        daemon dedupes it). Another process's claim is taken over once it was released (its
+        launch failed) or its lease passed (the process died), as a new claim: of two callers
+        taking over at once, one wins (guarded on ``claimed_at``).
+        """
         with self.store.session() as s:
-            approval = ApprovalsRepository(s).get(approval_id)
+            repo = ApprovalsRepository(s)
+            approval = repo.get(approval_id)
             if approval is None or approval.status != "resuming":
                 return None
             run = _run(s, approval.run_id)
-            return Claim(
-                approval.id,
-                run.id,
-                run.orchestration,
-                approval.decision or "",
-                True,
-                dict(run.inputs),
-                run.last_dagster_run_id,
-                run.version,
+            if approval.claimed_by == SENSOR and approval.claimed_at is not None:
+                return _claim_of(s, approval, run, True)
+            if not repo.take_over(approval, by=by, lease_seconds=lease_seconds):
+                return None
+            approval = repo.get(approval_id)
+            assert approval is not None
+            claim = _claim_of(s, approval, run, True)
+            RunsRepository(s).force_segment(run.id, claim.segment_id)
+            return claim
+
+    def launched(self, approval_id: uuid.UUID, *, dagster_run_id: str, by: str) -> None:
+        """The claimed segment exists in Dagster: clear any launch problem, say so."""
+        with self.store.session() as s:
+            approval = ApprovalsRepository(s).get(approval_id)
+            if approval is None:
+                return
+            ApprovalsRepository(s).set_launch(approval_id, error=None)
+            _event(
+                s,
+                _run(s, approval.run_id),
+                "segment.launched",
+                {"approval_id": str(approval_id), "dagster_run_id": dagster_run_id, "by": by},
             )
+
+    def launch_failed(self, approval_id: uuid.UUID, *, reason: str, release: bool) -> bool:
+        """Record why the claimed segment has not started; returns whether the reason is new.
+
+        ``release`` hands the claim back (its launcher gave up) so the sensor takes it over at
+        its next tick instead of after the lease. The event is written only when the reason
+        changes, so a sensor retrying every tick does not flood the log.
+        """
+        with self.store.session() as s:
+            repo = ApprovalsRepository(s)
+            approval = repo.get(approval_id)
+            if approval is None or approval.status != "resuming":
+                return False
+            changed = approval.launch_error != reason
+            repo.set_launch(approval_id, error=reason, release=release)
+            if changed:
+                _event(
+                    s,
+                    _run(s, approval.run_id),
+                    "segment.launch_failed",
+                    {"approval_id": str(approval_id), "reason": reason},
+                )
+            return changed
 
     def resumable(self, limit: int = 50) -> list[HumanApproval]:
         """Decided approvals, and claimed ones whose segment may not have been launched."""
@@ -412,6 +496,43 @@ def _target(s: Session, approval: HumanApproval, decision: str) -> dict[str, Any
     else:
         value = approval.show
     return value if isinstance(value, dict) else {}
+
+
+def _claim_of(s: Session, approval: HumanApproval, run: OrchestrationRun, launch: bool) -> Claim:
+    newest = DefinitionsRepository(s).latest(run.organization, run.orchestration)
+    return Claim(
+        approval.id,
+        run.id,
+        run.orchestration,
+        approval.decision or "",
+        launch,
+        dict(run.inputs),
+        run.last_dagster_run_id,
+        run.version,
+        job=segments.job_for(run.orchestration, run.version, newest.version if newest else None),
+        attempt=approval.launch_attempts,
+    )
+
+
+def _cancel(s: Session, approval: HumanApproval, run: OrchestrationRun, why: str) -> None:
+    ApprovalsRepository(s).transition(approval.id, "cancelled", launch_error=None)
+    _event(
+        s,
+        run,
+        "checkpoint.cancelled",
+        {"approval_id": str(approval.id), "step_id": approval.step_id, "reason": why},
+    )
+
+
+def cancel_open(s: Session, run: OrchestrationRun, why: str) -> list[uuid.UUID]:
+    """Cancel every approval of ``run`` still waiting for a person or for its segment."""
+    cancelled = []
+    repo = ApprovalsRepository(s)
+    for approval in repo.list(run_id=run.id):
+        if approval.status in ("pending", "decided", "resuming"):
+            _cancel(s, approval, run, why)
+            cancelled.append(approval.id)
+    return cancelled
 
 
 def _abort(s: Session, approval: HumanApproval, run: OrchestrationRun) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from orchestration_defs.language.models import job_name, pinned_job_name
+
 if TYPE_CHECKING:
     from dagster import RunRequest
 
@@ -33,14 +35,12 @@ USER_TAG = "baton/user"
 RUN_ID_FIELD = "baton_run_id"
 
 
-def job_name(slug: str) -> str:
-    """The Dagster job of an orchestration's newest version."""
-    return slug.replace("-", "_")
-
-
-def pinned_job_name(slug: str, version: int) -> str:
-    """The job of an older version that unfinished runs still follow."""
-    return f"{job_name(slug)}__v{version}"
+def job_for(slug: str, version: int, newest: int | None) -> str:
+    """The job a run of ``slug`` v``version`` continues on: the slug's job while its version
+    is the newest stored, else the pinned job kept for its version."""
+    if newest is None or newest == version:
+        return job_name(slug)
+    return pinned_job_name(slug, version)
 
 
 def slug_of_job(name: str) -> str:
@@ -49,9 +49,21 @@ def slug_of_job(name: str) -> str:
     return base.replace("_", "-")
 
 
-def run_config(inputs: Mapping[str, Any], run_id: uuid.UUID | str | None = None) -> dict[str, Any]:
-    """Run config of a segment: the inputs, and the orchestration run it continues."""
-    return {"inputs": dict(inputs), RUN_ID_FIELD: str(run_id) if run_id else ""}
+def segment_of_dagster_run(run: Any) -> str:
+    """The segment a Dagster run is: Baton's tag for a run Baton launched, else its own id.
+
+    A Dagster re-execution is a segment of its own: the ``baton/segment`` tag it copied from
+    its parent names the segment it re-executes, not itself.
+    """
+    if run.parent_run_id is None and run.tags.get(SEGMENT_TAG):
+        return str(run.tags[SEGMENT_TAG])
+    return str(run.run_id)
+
+
+def run_config(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """Run config of a segment: the inputs (already masked). The run it continues travels in
+    the ``baton/run_id`` tag, so the launchpad never shows Baton's internal ids."""
+    return {"inputs": dict(inputs)}
 
 
 @dataclass(frozen=True)
@@ -77,13 +89,15 @@ def plan(
     inputs: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
     run_key: str | None = None,
+    segment_id: str | None = None,
 ) -> SegmentPlan:
     """A new segment of ``run_id`` on ``job``; ``inputs`` must already be masked."""
     return SegmentPlan(
         run_id=run_id,
         job_name=job,
-        run_config=run_config(inputs, run_id),
+        run_config=run_config(inputs),
         tags=dict(tags or {}),
+        segment_id=segment_id or uuid.uuid4().hex,
         run_key=run_key,
     )
 

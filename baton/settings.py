@@ -43,6 +43,12 @@ class SensorSettings(BaseModel):
 
     approval_interval_seconds: int = Field(5, ge=1, description="Decided approvals -> resume.")
     timeout_interval_seconds: int = Field(30, ge=1, description="Expired approvals.")
+    claim_lease_seconds: float = Field(
+        60,
+        gt=0,
+        description="How long a process that claimed a decision has to start its segment "
+        "before the approval sensor takes the claim over (a failed launch hands it back at once).",
+    )
 
 
 class ApiSettings(BaseModel):

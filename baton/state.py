@@ -21,9 +21,10 @@ TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "aborted"})
 APPROVAL_TRANSITIONS: dict[str, frozenset[str]] = {
     # A vote short of required_approvals leaves it pending; escalation keeps it pending too.
     "pending": frozenset({"decided", "expired", "cancelled"}),
-    # Only the caller that moves decided -> resuming launches the next segment.
-    "decided": frozenset({"resuming"}),
-    "resuming": frozenset({"resumed"}),
+    # Only the caller that moves decided -> resuming launches the next segment. An abort of
+    # the run (or a run that ended meanwhile) cancels a decision not yet acted on.
+    "decided": frozenset({"resuming", "cancelled"}),
+    "resuming": frozenset({"resumed", "cancelled"}),
     "resumed": frozenset(),
     "expired": frozenset(),
     "cancelled": frozenset(),

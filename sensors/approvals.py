@@ -1,9 +1,16 @@
-"""The approval sensor: a decided approval launches the next segment of its run, once.
+"""The approval sensor: the safety net that resumes runs whose decision no one launched.
 
-Exactly-once comes from two guards together: claiming an approval is a guarded
-``decided -> resuming`` update that only one caller wins, and every request carries
-``run_key = baton-approval-<id>`` so a tick evaluated twice (the cursor is written after the
-tick) launches nothing new. A claim whose run was never created is requested again.
+A decision recorded through the API, the CLI or the page launches the next segment at once
+from the process that recorded it (``baton.lifecycle``). This sensor picks up what that fast
+path left: decisions recorded where nothing could launch (the timeout sensor's ``continue``),
+and claims whose launcher failed or died before its segment started.
+
+Exactly-once comes from two guards together: claiming is a guarded ``decided -> resuming``
+update (or a takeover guarded on the claim's time) that only one caller wins, and every
+request carries a ``run_key`` per claim, so a tick evaluated twice (the cursor is written
+after the tick) launches nothing new. A claimed approval whose job is not in the code location
+says so (on the approval, in an event, in this sensor's skip reason) and is launched as soon
+as the job is back.
 """
 
 from __future__ import annotations
@@ -21,35 +28,15 @@ from dagster import (
     sensor,
 )
 
-from baton.approvals import Approvals, Claim
+from baton import segments
+from baton.approvals import SENSOR, Approvals, Claim
 from baton.settings import get_settings
-from orchestration_defs.compiler.common import RUN_TAG
 from orchestration_defs.compiler.resources import BatonStoreResource
-from orchestration_defs.language.models import pinned_job_name
-
-APPROVAL_TAG = "baton/approval_id"
-CONTINUES_TAG = "baton/continues"
 
 
-def run_key(approval_id: object) -> str:
-    return f"baton-approval-{approval_id}"
-
-
-def resume_request(claim: Claim, job_name: str | None = None) -> RunRequest:
-    """The next segment of the claimed approval's run, as a run of ``job_name``."""
-    tags = {
-        RUN_TAG: str(claim.run_id),
-        APPROVAL_TAG: str(claim.approval_id),
-        "baton/decision": claim.decision,
-    }
-    if claim.last_dagster_run_id:
-        tags[CONTINUES_TAG] = claim.last_dagster_run_id
-    return RunRequest(
-        run_key=run_key(claim.approval_id),
-        job_name=job_name or claim.orchestration.replace("-", "_"),
-        run_config={"inputs": claim.inputs, "baton_run_id": str(claim.run_id)},
-        tags=tags,
-    )
+def resume_request(claim: Claim) -> RunRequest:
+    """The next segment of the claimed approval's run."""
+    return segments.run_request(claim.segment(SENSOR))
 
 
 def build_approval_sensor(
@@ -60,32 +47,44 @@ def build_approval_sensor(
     It targets no job itself: ``sensors.definitions.targeting`` lets it launch the jobs by
     name, so building it builds no job. ``jobs`` is ignored (older callers pass them).
     """
+    known = set(job_names)
 
     @sensor(
         name="baton_approval_sensor",
         minimum_interval_seconds=get_settings().sensors.approval_interval_seconds,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Resumes orchestration runs whose checkpoint approval was decided.",
+        description="Resumes orchestration runs whose decided approval no process launched.",
     )
     def baton_approval_sensor(
         context: SensorEvaluationContext, baton_store: BatonStoreResource
     ) -> SensorResult | SkipReason:
         approvals = Approvals(baton_store.store())
+        lease = get_settings().sensors.claim_lease_seconds
         requests: list[RunRequest] = []
+        waiting: list[str] = []
         for approval in approvals.resumable():
             if approval.status == "decided":
-                claim = approvals.claim(approval.id)
-                if claim is None:
-                    continue  # another caller claimed it first
+                claim = approvals.claim(approval.id, by=SENSOR)
             elif _launched(context, approval.id):
                 continue  # resuming, and its segment exists: the run goes on
             else:
-                claim = approvals.reclaim(approval.id)
-            job = _job(claim, job_names) if claim is not None else None
-            if claim is not None and claim.launch and job is not None:
-                requests.append(resume_request(claim, job))
+                claim = approvals.reclaim(approval.id, by=SENSOR, lease_seconds=lease)
+                if claim is None:
+                    waiting.append(f"{approval.id} (claimed by {approval.claimed_by})")
+            if claim is None or not claim.launch:
+                continue
+            if claim.job not in known:
+                reason = f"job '{claim.job}' is not in the code location"
+                if approvals.launch_failed(claim.approval_id, reason=reason, release=False):
+                    context.log.warning(f"approval {claim.approval_id}: {reason}; it waits")
+                waiting.append(f"{claim.approval_id} ({reason})")
+                continue
+            requests.append(resume_request(claim))
         if not requests:
-            return SkipReason("no decided approvals waiting to resume a run")
+            why = "no decided approval waits for its segment"
+            if waiting:
+                why = "approvals wait on the system: " + "; ".join(waiting)
+            return SkipReason(why)
         # The cursor only records progress for people reading the sensor page: the approvals'
         # status, not a cursor, selects the work, so a crashed tick loses nothing.
         return SensorResult(run_requests=requests, cursor=requests[-1].run_key)
@@ -93,16 +92,8 @@ def build_approval_sensor(
     return baton_approval_sensor
 
 
-def _job(claim: Claim, job_names: Sequence[str]) -> str | None:
-    """The job the run continues on: its own version's pinned job when the library has moved
-    on (see ``orchestration_defs.definitions``), else the slug's job; None if neither is here."""
-    pinned = pinned_job_name(claim.orchestration, claim.version)
-    plain = claim.orchestration.replace("-", "_")
-    return next((name for name in (pinned, plain) if name in job_names), None)
-
-
 def _launched(context: SensorEvaluationContext, approval_id: object) -> bool:
     runs = context.instance.get_run_records(
-        RunsFilter(tags={APPROVAL_TAG: str(approval_id)}), limit=1
+        RunsFilter(tags={segments.APPROVAL_TAG: str(approval_id)}), limit=1
     )
     return bool(runs)

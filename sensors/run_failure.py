@@ -10,7 +10,7 @@ import uuid
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from orchestration_defs.compiler.common import RUN_TAG
+from baton.segments import RUN_TAG, segment_of_dagster_run
 from orchestration_defs.compiler.resources import BatonStoreResource
 
 
@@ -27,8 +27,9 @@ def baton_run_failure_sensor(
     if not tag:
         return
     message = context.failure_event.message or "the Dagster run failed"
-    changed = baton_store.store().fail_run(
+    changed = baton_store.store().fail_run_of_segment(
         uuid.UUID(tag),
+        segment_of_dagster_run(context.dagster_run),
         {
             "message": message,
             "type": "DagsterRunFailure",

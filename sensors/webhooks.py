@@ -26,12 +26,11 @@ from dagster import (
 )
 from sqlalchemy import func, select
 
+from baton import segments
 from baton.db.models import OrchestrationDefinition
 from baton.settings import get_settings
 from baton.store.service import RunStore, UnknownRun
 from baton.webhooks.inbox import Inbox, InboxItem
-from orchestration_defs.compiler.common import RUN_TAG
-from orchestration_defs.compiler.config import run_config
 from orchestration_defs.compiler.resources import BatonStoreResource
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 from orchestration_defs.language.models import OrchestrationSpec
@@ -79,7 +78,7 @@ def triggered_specs(store: RunStore, job_names: Sequence[str]) -> list[Orchestra
     specs = []
     with store.session() as s:
         for row in s.scalars(query):
-            if row.spec.get("triggers") and row.slug.replace("-", "_") in job_names:
+            if row.spec.get("triggers") and segments.job_name(row.slug) in job_names:
                 specs.append(OrchestrationSpec.model_validate(row.spec))
     return specs
 
@@ -87,7 +86,11 @@ def triggered_specs(store: RunStore, job_names: Sequence[str]) -> list[Orchestra
 def _request(
     store: RunStore, item: InboxItem, spec: OrchestrationSpec, inputs: dict[str, Any]
 ) -> RunRequest:
-    """Create the orchestration run (once) and the request for its first segment."""
+    """Create the orchestration run (once) and the request for its first segment.
+
+    Its segment id is derived from the run id, so a tick evaluated again asks for the same
+    segment, which the run already names as its active one.
+    """
     run_id = webhook_run_id(item.source, item.webhook_id, spec.slug)
     try:
         store.get_run(run_id)
@@ -99,13 +102,21 @@ def _request(
             inputs=inputs,
             created_by=f"webhook:{item.source}",
             run_id=run_id,
+            segment=run_id.hex,
         )
-    return RunRequest(
+    segment = segments.plan(
+        run_id,
+        job=spec.job_name,
+        inputs=store.mask(inputs),
+        tags={
+            SOURCE_TAG: item.source,
+            WEBHOOK_TAG: item.webhook_id,
+            segments.LAUNCHED_BY_TAG: "webhook",
+        },
         run_key=run_key(item.source, item.webhook_id, spec.slug),
-        job_name=spec.job_name,
-        run_config=run_config(inputs, str(run_id)),
-        tags={RUN_TAG: str(run_id), SOURCE_TAG: item.source, WEBHOOK_TAG: item.webhook_id},
+        segment_id=run_id.hex,
     )
+    return segments.run_request(segment)
 
 
 def _fire(trigger: WebhookTriggerSpec, spec: OrchestrationSpec, item: InboxItem) -> Any:

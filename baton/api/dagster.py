@@ -1,25 +1,27 @@
-"""The API's view of Dagster: launch a run, list a run's segments, cancel, check reachability.
+"""The API's view of Dagster: launch a segment, list a run's segments, cancel, reachability.
 
 Launching goes through the instance exactly as ``baton run`` does (a code server loads the
-code location), so API-launched runs are ordinary Dagster runs in the UI.
+code location), so API-launched runs are ordinary Dagster runs in the UI. The API keeps its
+code server between launches, so a decision resumes its run without waiting for one to start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from baton.dagster_home import ensure_dagster_home
+from baton.segments import RUN_TAG, SegmentPlan
 from baton.settings import Settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
+    from baton.launch import SegmentLauncher
+
 log = logging.getLogger(__name__)
-RUN_TAG = "baton/run_id"
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -32,10 +34,8 @@ class DagsterGateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._instance: DagsterInstance | None = None
+        self._launcher: SegmentLauncher | None = None
         self._open_lock = threading.Lock()
-        # Launching points this process's stdout/stderr at a log file while the code server
-        # starts (see baton.launch.children_output_to): one launch at a time.
-        self._launch_lock = threading.Lock()
 
     def instance(self) -> DagsterInstance:
         with self._open_lock:
@@ -50,20 +50,20 @@ class DagsterGateway:
         """Raise if Dagster's run storage cannot be read."""
         self.instance().get_run_records(limit=1)
 
-    def launch(
-        self, *, job_name: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
-    ) -> str:
-        """Launch a run of ``job_name``; returns the Dagster run id.
+    def launch(self, segment: SegmentPlan) -> str:
+        """Launch a segment (``baton.lifecycle.Launcher``); returns the Dagster run id.
 
         Raises:
             LaunchError: the code location failed to load or has no such job.
         """
-        from baton.launch import launch_job
+        from baton.launch import SegmentLauncher
 
-        with self._launch_lock:
-            return launch_job(
-                self.instance(), self.settings, job_name=job_name, run_config=run_config, tags=tags
-            )
+        instance = self.instance()
+        with self._open_lock:
+            if self._launcher is None:
+                self._launcher = SegmentLauncher(instance, self.settings, keep=True)
+            launcher = self._launcher
+        return launcher.launch(segment)
 
     def segments(self, run_id: str) -> list[dict[str, Any]]:
         """The Dagster runs tagged with this orchestration run, oldest first."""
@@ -92,6 +92,9 @@ class DagsterGateway:
 
     def close(self) -> None:
         with self._open_lock:
+            if self._launcher is not None:
+                self._launcher.close()
+                self._launcher = None
             if self._instance is not None:
                 self._instance.dispose()
                 self._instance = None

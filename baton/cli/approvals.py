@@ -10,7 +10,9 @@ from baton.approvals import ApprovalError, Approvals
 from baton.cli.output import dumps, error
 from baton.cli.run import parse_inputs
 from baton.db.models import HumanApproval
+from baton.launch import OneShotLauncher
 from baton.library import prepare_database
+from baton.lifecycle import Launched, Lifecycle
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from baton.store.users import UsersRepository
@@ -167,9 +169,11 @@ def decide(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(str(exc).replace("input", "--set"))
         return 2
-    approvals = Approvals(_store())
+    store = _store()
+    approvals = Approvals(store)
+    lifecycle = Lifecycle(store, OneShotLauncher(get_settings()), via="cli")
     try:
-        approval = approvals.decide(
+        approval = lifecycle.decide(
             args.approval_id,
             user=args.user,
             decision=args.decision,
@@ -179,10 +183,26 @@ def decide(args: argparse.Namespace) -> int:
     except ApprovalError as exc:
         error(f"{exc}" + (f" (field: {exc.field})" if exc.field else ""))
         return EXIT_CODES.get(exc.code, 1)
+    launched = lifecycle.resume(approval.id) if approval.status == "decided" else None
     if args.json:
-        print(dumps(approval_view(approval, approvals.votes(approval.id))))
+        view = approval_view(approvals.get(approval.id), approvals.votes(approval.id))
+        print(dumps({**view, "dagster_run_id": launched.dagster_run_id if launched else None}))
     elif approval.status == "pending":
         print(f"vote recorded; approval {approval.id} waits for more approvers")
     else:
-        print(f"approval {approval.id} decided: {approval.decision}; the run resumes shortly")
+        print(_decided_line(approval, launched))
     return 0
+
+
+def _decided_line(approval: HumanApproval, launched: Launched | None) -> str:
+    head = f"approval {approval.id} decided: {approval.decision}"
+    if approval.decision == "abort":
+        return f"{head}; the run is aborted"
+    if launched is None:
+        return f"{head}; the approval sensor resumes the run"
+    if launched.dagster_run_id is None:
+        return (
+            f"{head}; the run could not be resumed from here ({launched.error}); "
+            "the approval sensor retries and `baton doctor` shows why it waits"
+        )
+    return f"{head}; the run resumes in Dagster run {launched.dagster_run_id}"

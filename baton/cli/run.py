@@ -11,15 +11,15 @@ from typing import Any
 
 from baton.approvals import Approvals
 from baton.cli.output import dumps, error
-from baton.dagster_home import ensure_dagster_home
+from baton.launch import OneShotLauncher
 from baton.library import find_latest, load_and_register, prepare_database
+from baton.lifecycle import Lifecycle
 from baton.settings import Settings, get_settings
 from baton.state import TERMINAL_RUN_STATUSES
 from baton.store.service import RunStore
 from orchestration_defs.language.errors import SpecErrors
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 
-RUN_TAG = "baton/run_id"
 # --wait returns when the run ends or waits for a person.
 SETTLED = TERMINAL_RUN_STATUSES | {"awaiting_approval"}
 
@@ -89,17 +89,19 @@ def run(args: argparse.Namespace) -> int:
     prepare_database(settings)
     load_and_register(settings)
     store = RunStore(settings.db_url)
-    run_id = store.create_run(
+    lifecycle = Lifecycle(store, OneShotLauncher(settings), via="cli")
+    run_id = lifecycle.start(
         organization=item.spec.organization,
         slug=item.spec.slug,
         version=item.spec.version,
         inputs=inputs,
-        created_by=args.user,
+        user=args.user,
     )
-    # Dagster keeps run config in its own storage: give it the inputs as stored, masked.
-    dagster_run_id = _launch(settings, store, run_id, item.spec.job_name, store.mask(inputs))
-    if dagster_run_id is None:
+    launched = lifecycle.launch_new(run_id, user=args.user)
+    if launched.dagster_run_id is None:
+        error(launched.error or "the run did not start")
         return 1
+    dagster_run_id = launched.dagster_run_id
     if not args.wait:
         _report(args, store, run_id, dagster_run_id, final=False)
         return 0
@@ -108,30 +110,6 @@ def run(args: argparse.Namespace) -> int:
     status = _wait(settings, store, run_id, dagster_run_id, args.timeout)
     _report(args, store, run_id, dagster_run_id, final=True)
     return 0 if status in ("completed", "awaiting_approval") else 1
-
-
-def _launch(
-    settings: Settings, store: RunStore, run_id: uuid.UUID, job_name: str, inputs: dict[str, Any]
-) -> str | None:
-    # Imported here: Dagster takes a second to import and validate/list never need it.
-    from dagster import DagsterInstance
-
-    from baton.launch import LaunchError, launch_job
-
-    ensure_dagster_home(settings)
-    try:
-        with DagsterInstance.get() as instance:
-            return launch_job(
-                instance,
-                settings,
-                job_name=job_name,
-                run_config={"inputs": inputs, "baton_run_id": str(run_id)},
-                tags={RUN_TAG: str(run_id), "baton/launched_by": "cli"},
-            )
-    except LaunchError as exc:
-        store.fail_run(run_id, {"message": str(exc), "type": "LaunchError"})
-        error(str(exc))
-        return None
 
 
 def _wait(

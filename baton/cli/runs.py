@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from baton.cli.output import dumps, error, run_summary, step_summary
+from baton.launch import OneShotLauncher
+from baton.library import prepare_database
+from baton.lifecycle import Lifecycle, LifecycleError
 from baton.settings import get_settings
 from baton.store.service import RunStore, UnknownRun
 
@@ -26,6 +30,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_id", type=uuid.UUID, metavar="ID")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=show_run)
+    p = runs.add_parser("abort", help="abort a run that has not ended")
+    p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+    p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
+    p.set_defaults(func=abort_run)
+    for action, text in (
+        ("retry", "run a failed step of a failed run again"),
+        ("skip", "mark a failed step of a failed run skipped and continue"),
+    ):
+        p = runs.add_parser(action, help=text)
+        p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+        p.add_argument("step_id", metavar="STEP")
+        p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
+        p.set_defaults(func=step_action, action=action)
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -160,3 +177,55 @@ def _segments(run_id: str) -> list[dict[str, Any]]:
         }
         for r in sorted(records, key=lambda rec: rec.create_timestamp)
     ]
+
+
+def _lifecycle() -> Lifecycle:
+    settings = get_settings()
+    prepare_database(settings)
+    return Lifecycle(RunStore(settings.db_url), OneShotLauncher(settings), via="cli")
+
+
+def abort_run(args: argparse.Namespace) -> int:
+    """The same abort as the API's: open approvals cancelled, the Dagster run canceled."""
+    lifecycle = _lifecycle()
+    try:
+        run = lifecycle.abort(args.run_id, by=args.user)
+    except LifecycleError as exc:
+        error(str(exc))
+        return 1
+    if run.last_dagster_run_id:
+        _cancel_dagster_run(run.last_dagster_run_id)
+    print(f"run {run.id} aborted")
+    return 0
+
+
+def step_action(args: argparse.Namespace) -> int:
+    """``baton runs retry|skip ID STEP``: the same guarded change as the API, then a segment."""
+    lifecycle = _lifecycle()
+    act = lifecycle.retry_step if args.action == "retry" else lifecycle.skip_step
+    try:
+        launched = act(args.run_id, args.step_id, by=args.user)
+    except LifecycleError as exc:
+        error(str(exc))
+        return 1
+    if launched.dagster_run_id is None:
+        error(f"the run could not continue: {launched.error}")
+        return 1
+    done = "retried" if args.action == "retry" else "skipped"
+    print(
+        f"step '{args.step_id}' {done}; run {args.run_id} continues in Dagster run "
+        f"{launched.dagster_run_id}"
+    )
+    return 0
+
+
+def _cancel_dagster_run(dagster_run_id: str) -> None:
+    from dagster import DagsterInstance
+
+    from baton.dagster_home import ensure_dagster_home
+
+    ensure_dagster_home(get_settings())
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(dagster_run_id)
+        if run is not None and not run.is_finished:
+            instance.run_coordinator.cancel_run(dagster_run_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -104,6 +104,47 @@ class ApprovalsRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def take_over(self, approval: HumanApproval, *, by: str, lease_seconds: float) -> bool:
+        """Claim a resuming approval again if its claim was released or its lease passed;
+        guarded on the ``claimed_at`` read, so one of two racing callers wins."""
+        now = utcnow()
+        claimed_at = approval.claimed_at
+        if claimed_at is not None:
+            if claimed_at.tzinfo is None:  # SQLite returns naive datetimes
+                claimed_at = claimed_at.replace(tzinfo=now.tzinfo)
+            if now - claimed_at < timedelta(seconds=lease_seconds):
+                return False
+        guard = (
+            HumanApproval.claimed_at.is_(None)
+            if approval.claimed_at is None
+            else HumanApproval.claimed_at == approval.claimed_at
+        )
+        result = self.session.execute(
+            update(HumanApproval)
+            .where(HumanApproval.id == approval.id, HumanApproval.status == "resuming", guard)
+            .values(
+                claimed_at=now,
+                claimed_by=by,
+                launch_attempts=HumanApproval.launch_attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_launch(
+        self, approval_id: uuid.UUID, *, error: str | None, release: bool = False
+    ) -> None:
+        """Record (or clear) why the claimed segment has not started; maybe release the claim."""
+        values: dict[str, Any] = {"launch_error": error}
+        if release:
+            values["claimed_at"] = None
+        self.session.execute(
+            update(HumanApproval)
+            .where(HumanApproval.id == approval_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     def add_vote(self, **fields: Any) -> ApprovalVote:
         vote = ApprovalVote(created_at=utcnow(), **fields)

@@ -83,6 +83,34 @@ class RunsRepository:
         assert run is not None
         return run
 
+    def segment_of(self, run_id: uuid.UUID) -> str | None:
+        """The run's active segment id (None before any segment claimed it)."""
+        return self.session.scalar(
+            select(OrchestrationRun.segment_id).where(OrchestrationRun.id == run_id)
+        )
+
+    def swap_segment(self, run_id: uuid.UUID, expected: str | None, new: str) -> bool:
+        """Compare-and-set the active segment: ``expected`` -> ``new``; False if it moved."""
+        current = OrchestrationRun.segment_id
+        guard = current.is_(None) if expected is None else current == expected
+        result = self.session.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id, guard)
+            .values(segment_id=new, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def force_segment(self, run_id: uuid.UUID, new: str | None) -> None:
+        """Make ``new`` the active segment whatever was (the caller holds the guard that makes
+        it the only launcher: a won approval claim, a won status change)."""
+        self.session.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id)
+            .values(segment_id=new, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
     def set_dagster_run(self, run_id: uuid.UUID, dagster_run_id: str) -> None:
         self.session.execute(
             update(OrchestrationRun)

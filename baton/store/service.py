@@ -37,6 +37,11 @@ class UnknownRun(LookupError):
     """No orchestration run with that id."""
 
 
+class Superseded(Exception):
+    """This Dagster run is not the run's active segment: a newer one took over, or the run
+    ended. It must do no work (design notes: one active segment per run)."""
+
+
 @dataclass(frozen=True)
 class StepPlan:
     """A step as the store needs to know it when a segment starts."""
@@ -171,13 +176,16 @@ class RunStore:
         inputs: dict[str, Any],
         created_by: str | None = None,
         run_id: uuid.UUID | None = None,
+        segment: str | None = None,
     ) -> uuid.UUID:
-        """A new pending run of a stored definition version."""
+        """A new pending run of a stored definition version; ``segment`` is the id of the
+        segment that will start it, when known."""
         with self.session() as s:
             definition = self._definition(s, organization, slug, version)
             run = RunsRepository(s).create(
                 definition, inputs=self.mask(inputs), run_id=run_id, created_by=created_by
             )
+            run.segment_id = segment
             EventsRepository(s).append(
                 organization=organization,
                 type="run.created",
@@ -187,19 +195,44 @@ class RunStore:
             return run.id
 
     def begin_segment(
-        self, *, run_id: uuid.UUID, dagster_run_id: str, steps: Sequence[StepPlan]
+        self,
+        *,
+        run_id: uuid.UUID,
+        dagster_run_id: str,
+        steps: Sequence[StepPlan],
+        segment: str | None = None,
+        takeover_from: str | None = None,
     ) -> Segment:
         """Mark the run running for a new Dagster run and make sure every step has a row.
 
+        ``segment`` is the Dagster run's segment id; it must be the run's active one. A Dagster
+        re-execution passes ``takeover_from`` (the segment it was copied from) and becomes the
+        active segment if, and only if, that one still was: of two re-executions started at
+        once, one wins.
+
         Raises:
             UnknownRun: no such run.
-            IllegalTransition: the run is finished (completed or aborted).
+            Superseded: another segment is active, or the run already ended.
         """
         with self.session() as s:
             runs = RunsRepository(s)
             run = runs.get(run_id)
             if run is None:
                 raise UnknownRun(f"no orchestration run {run_id}")
+            if run.status in ("completed", "aborted"):
+                raise Superseded(f"orchestration run {run_id} is {run.status}; nothing to do")
+            if takeover_from is not None or run.segment_id is None:
+                expected = takeover_from if takeover_from is not None else run.segment_id
+                if not runs.swap_segment(run_id, expected, segment or dagster_run_id):
+                    raise Superseded(
+                        f"orchestration run {run_id} continues in another segment "
+                        f"({runs.segment_of(run_id)}); this Dagster run does nothing"
+                    )
+            elif run.segment_id != segment:
+                raise Superseded(
+                    f"orchestration run {run_id} continues in segment {run.segment_id}, "
+                    f"not {segment}; this Dagster run does nothing"
+                )
             if run.status != "running":  # a crashed segment's successor keeps 'running'
                 run = runs.transition(run_id, "running", error=None)
             runs.set_dagster_run(run_id, dagster_run_id)
@@ -212,21 +245,29 @@ class RunStore:
                 organization=run.organization,
                 type="run.segment_started",
                 run_id=run_id,
-                payload={"dagster_run_id": dagster_run_id},
+                payload={"dagster_run_id": dagster_run_id, "segment": run.segment_id},
             )
             return Segment(
                 run.id, run.organization, run.orchestration, run.version, dict(run.inputs)
             )
 
+    def check_segment(self, run_id: uuid.UUID, segment: str) -> None:
+        """Raise ``Superseded`` unless ``segment`` is the run's active segment."""
+        with self.session() as s:
+            _require_segment(RunsRepository(s), run_id, segment)
+
     def reopen_failed(self, run_id: uuid.UUID, *, dagster_run_id: str) -> bool:
-        """Mark a failed run running again for a Dagster re-execution; False if not failed."""
+        """Mark a failed run running again for a Dagster re-execution; False if not failed.
+
+        The re-execution becomes the run's active segment in the same transaction.
+        """
         with self.session() as s:
             runs = RunsRepository(s)
             run = runs.get(run_id)
             if run is None or run.status != "failed":
                 return False
             try:
-                run = runs.transition(run_id, "running", error=None)
+                run = runs.transition(run_id, "running", error=None, segment_id=dagster_run_id)
             except IllegalTransition:  # reopened concurrently
                 return False
             runs.set_dagster_run(run_id, dagster_run_id)
@@ -265,6 +306,17 @@ class RunStore:
                 organization=run.organization, type="run.failed", run_id=run_id, payload=error
             )
             return True
+
+    def fail_run_of_segment(
+        self, run_id: uuid.UUID, segment: str | None, error: dict[str, Any]
+    ) -> bool:
+        """``fail_run``, but only if ``segment`` is the run's active one (or none is known):
+        a superseded Dagster run that failed says nothing about the run."""
+        with self.session() as s:
+            current = RunsRepository(s).segment_of(run_id)
+        if segment is not None and current is not None and current != segment:
+            return False
+        return self.fail_run(run_id, error)
 
     def get_run(self, run_id: uuid.UUID) -> OrchestrationRun:
         with self.session() as s:
@@ -307,10 +359,22 @@ class RunStore:
             return row.input_override if row is not None else None
 
     def start_step(
-        self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        input: Any,
+        dagster_run_id: str,
+        segment: str | None = None,
     ) -> int:
-        """Record a new attempt with its rendered input; returns the attempt number."""
+        """Record a new attempt with its rendered input; returns the attempt number.
+
+        Raises:
+            Superseded: ``segment`` is given and is no longer the run's active segment.
+        """
         with self.session() as s:
+            if segment is not None:
+                _require_segment(RunsRepository(s), run_id, segment)
             row = StepsRepository(s).start_attempt(
                 run_id, step_id, input=self.mask(input), dagster_run_id=dagster_run_id
             )
@@ -433,4 +497,16 @@ class RunStore:
         organization = run.organization if run else "global"
         EventsRepository(s).append(
             organization=organization, type=type_, run_id=run_id, payload=payload
+        )
+
+
+def _require_segment(runs: RunsRepository, run_id: uuid.UUID, segment: str) -> None:
+    run = runs.get(run_id, include_deleted=True)
+    if run is not None and run.status in ("aborted", "completed"):
+        raise Superseded(f"orchestration run {run_id} is {run.status}; this Dagster run stops here")
+    current = run.segment_id if run is not None else None
+    if current is not None and current != segment:
+        raise Superseded(
+            f"orchestration run {run_id} continues in segment {current}, not {segment}; "
+            "this Dagster run stops here"
         )

@@ -4,10 +4,10 @@ from typing import Any
 
 from dagster import OpExecutionContext
 
+from baton.segments import RUN_TAG, segment_of_dagster_run
 from baton.store.service import RunStore
 from orchestration_defs.language.models import OrchestrationSpec
 
-RUN_TAG = "baton/run_id"
 STORE_KEY = "baton_store"
 BATON_IN = "baton"
 
@@ -60,6 +60,20 @@ def lineage_run_id(context: OpExecutionContext) -> str | None:
         if parent is not None and parent.tags.get(RUN_TAG):
             return parent.tags[RUN_TAG]
     return None
+
+
+def segment_of(context: OpExecutionContext) -> str:
+    """This Dagster run's segment id (see ``baton.segments.segment_of_dagster_run``)."""
+    return segment_of_dagster_run(context.run)
+
+
+def takeover_from(context: OpExecutionContext) -> str | None:
+    """For a Dagster re-execution, the segment it takes over from; None otherwise."""
+    parent_id = context.run.parent_run_id
+    if parent_id is None:
+        return None
+    parent = context.instance.get_run_by_id(parent_id)
+    return segment_of_dagster_run(parent) if parent is not None else parent_id
 
 
 def continue_reexecution(context: OpExecutionContext, store: RunStore, run_id: Any) -> None:

@@ -6,14 +6,16 @@ from typing import Any
 
 from dagster import Failure, OpDefinition, OpExecutionContext, Out, Output
 
+from baton.segments import RUN_TAG
 from baton.state import IllegalTransition
-from baton.store.service import RunStore, StepPlan, UnknownRun
+from baton.store.service import RunStore, StepPlan, Superseded, UnknownRun
 from orchestration_defs.compiler.common import (
-    RUN_TAG,
     STORE_KEY,
     lineage_run_id,
     op_name,
     op_store,
+    segment_of,
+    takeover_from,
 )
 from orchestration_defs.compiler.config import RUN_ID_FIELD, start_op_schema
 from orchestration_defs.language.inputs import InputError, resolve_inputs
@@ -28,8 +30,14 @@ def build_start_op(spec: OrchestrationSpec) -> OpDefinition:
         store = op_store(context)
         run_id = _resolve_run_id(context, spec, store)
         try:
-            segment = store.begin_segment(run_id=run_id, dagster_run_id=context.run_id, steps=plans)
-        except (UnknownRun, IllegalTransition) as exc:
+            segment = store.begin_segment(
+                run_id=run_id,
+                dagster_run_id=context.run_id,
+                steps=plans,
+                segment=segment_of(context),
+                takeover_from=takeover_from(context),
+            )
+        except (UnknownRun, Superseded, IllegalTransition) as exc:
             raise Failure(
                 f"cannot continue orchestration run {run_id}: {exc}", allow_retries=False
             ) from exc
@@ -77,6 +85,7 @@ def _resolve_run_id(
             version=spec.version,
             inputs=inputs,
             created_by=context.run.tags.get("dagster/user") or "dagster-ui",
+            segment=segment_of(context),
         )
     if context.run.tags.get(RUN_TAG) != str(run_id):
         context.instance.add_run_tags(context.run_id, {RUN_TAG: str(run_id)})

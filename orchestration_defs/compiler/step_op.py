@@ -26,7 +26,7 @@ from agent_resources.catalog import agent_catalog
 from agent_resources.resources import AgentResource
 from baton.assets import asset_store
 from baton.settings import get_settings
-from baton.store.service import DeliverableRecord, RunStore
+from baton.store.service import DeliverableRecord, RunStore, Superseded
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.common import (
     BATON_IN,
@@ -35,6 +35,7 @@ from orchestration_defs.compiler.common import (
     dep_input,
     op_name,
     op_store,
+    segment_of,
     template_context,
 )
 from orchestration_defs.compiler.retry import retry_policy
@@ -144,7 +145,16 @@ def _attempt(
     override = store.input_override(run_id, step.id)
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
-    attempt = store.start_step(run_id, step.id, input=rendered, dagster_run_id=context.run_id)
+    try:
+        attempt = store.start_step(
+            run_id,
+            step.id,
+            input=rendered,
+            dagster_run_id=context.run_id,
+            segment=segment_of(context),
+        )
+    except Superseded as exc:  # another segment does this run's work now
+        raise Failure(str(exc), allow_retries=False) from None
     request = AgentRequest(
         run_id=str(run_id),
         step_id=step.id,

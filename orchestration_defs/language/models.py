@@ -150,9 +150,14 @@ class StepSpec(StrictModel):
         return "checkpoint" if self.checkpoint is not None else "agent"
 
 
+def job_name(slug: str) -> str:
+    """The Dagster job of an orchestration: its slug with dashes turned into underscores."""
+    return slug.replace("-", "_")
+
+
 def pinned_job_name(slug: str, version: int) -> str:
     """The job of an older version kept for the runs that started on it."""
-    return f"{slug.replace('-', '_')}__v{version}"
+    return f"{job_name(slug)}__v{version}"
 
 
 class OrchestrationSpec(StrictModel):
@@ -214,7 +219,7 @@ class OrchestrationSpec(StrictModel):
         """
         if self._pinned:
             return pinned_job_name(self.slug, self.version)
-        return self.slug.replace("-", "_")
+        return job_name(self.slug)
 
     def pinned(self) -> OrchestrationSpec:
         """A copy whose job is named for its version (see ``job_name``)."""

@@ -124,6 +124,9 @@ LEGAL_APPROVAL = {
     ("pending", "cancelled"),
     ("decided", "resuming"),
     ("resuming", "resumed"),
+    # An abort (or a run that ended meanwhile) cancels a decision no segment acted on yet.
+    ("decided", "cancelled"),
+    ("resuming", "cancelled"),
 }
 APPROVAL_PAIRS = list(itertools.product(APPROVAL_TRANSITIONS, repeat=2))
 

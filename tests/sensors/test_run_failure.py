@@ -53,14 +53,31 @@ def _failure_context(instance: DagsterInstance, tags: dict[str, str]):  # type: 
 def test_a_failed_dagster_run_fails_its_orchestration_run(sqlite_db: str) -> None:
     compile_text(ONE_STEP, sqlite_db)
     store = RunStore(sqlite_db)
-    run_id = store.create_run(organization="global", slug="one", version=1, inputs={})
-    store.begin_segment(run_id=run_id, dagster_run_id="x", steps=[])
+    run_id = store.create_run(
+        organization="global", slug="one", version=1, inputs={}, segment="seg-1"
+    )
+    store.begin_segment(run_id=run_id, dagster_run_id="x", steps=[], segment="seg-1")
     with instance_for_test() as instance:
-        context = _failure_context(instance, {"baton/run_id": str(run_id)})
+        tags = {"baton/run_id": str(run_id), "baton/segment": "seg-1"}
+        context = _failure_context(instance, tags)
         baton_run_failure_sensor(context, baton_store=BatonStoreResource(database_url=sqlite_db))
     run = store.get_run(run_id)
     assert run.status == "failed"
     assert run.error["type"] == "DagsterRunFailure"
+
+
+def test_a_superseded_segment_that_fails_says_nothing_about_the_run(sqlite_db: str) -> None:
+    compile_text(ONE_STEP, sqlite_db)
+    store = RunStore(sqlite_db)
+    run_id = store.create_run(
+        organization="global", slug="one", version=1, inputs={}, segment="seg-2"
+    )
+    store.begin_segment(run_id=run_id, dagster_run_id="x", steps=[], segment="seg-2")
+    with instance_for_test() as instance:
+        tags = {"baton/run_id": str(run_id), "baton/segment": "seg-1"}
+        context = _failure_context(instance, tags)
+        baton_run_failure_sensor(context, baton_store=BatonStoreResource(database_url=sqlite_db))
+    assert store.get_run(run_id).status == "running"
 
 
 def test_runs_without_the_tag_and_finished_runs_are_left_alone(sqlite_db: str) -> None:

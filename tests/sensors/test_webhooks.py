@@ -116,10 +116,10 @@ def test_a_matching_webhook_starts_one_run_with_inputs_from_the_body(harness: Ha
     assert request.run_key == "webhook-github-msg_1-pr-review"
     assert request.job_name == "pr_review"
     run_id = webhook_run_id("github", "msg_1", "pr-review")
-    assert request.run_config == {
-        "inputs": {"title": "Fix the docs", "number": 42},
-        "baton_run_id": str(run_id),
-    }
+    # The run travels in the tags (segments.RUN_TAG), never in the launchpad's run config.
+    assert request.run_config == {"inputs": {"title": "Fix the docs", "number": 42}}
+    assert request.tags["baton/run_id"] == str(run_id)
+    assert request.tags["baton/segment"] == run_id.hex
     assert request.tags["baton/webhook_id"] == "msg_1"
     created = RunStore(harness.url).get_run(run_id)
     assert created.status == "pending" and created.created_by == "webhook:github"

@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from baton.api import views
 from baton.api.auth import Principal, require
-from baton.api.deps import get_store, limiter
+from baton.api.dagster import DagsterGateway
+from baton.api.deps import get_dagster, get_store, limiter
 from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import approvals_page, scoped_approval
 from baton.api.schemas import ApprovalPage, ApprovalView, DecisionRequest
 from baton.approvals import ApprovalError, Approvals
+from baton.lifecycle import Lifecycle
 from baton.store.approvals import ApprovalsRepository
 from baton.store.service import RunStore
 
@@ -71,21 +73,25 @@ def decide_guard(
 def decide(
     approval_id: uuid.UUID,
     body: DecisionRequest,
+    background: BackgroundTasks,
     principal: Principal = Depends(decide_guard),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> ApprovalView:
     """Decide as the token's user: continue (with modifications), retry or abort.
 
     The checkpoint's rules apply: the user must be among its approvers (by name or group),
     may not approve a run they launched unless allowed, and votes until enough agree.
-    A decided approval resumes the run within seconds (the approval sensor).
+    Once decided, this process launches the run's next segment right after answering (the
+    approval sensor takes over if that launch fails). A second decision answers 409.
     """
     with store.session() as s:
         if scoped_approval(s, principal.organization, approval_id) is None:
             raise not_found(f"approval {approval_id}")
+    lifecycle = Lifecycle(store, dagster, via="api")
     approvals = Approvals(store)
     try:
-        row = approvals.decide(
+        row = lifecycle.decide(
             approval_id,
             user=principal.user_name,
             decision=body.decision,
@@ -94,4 +100,6 @@ def decide(
         )
     except ApprovalError as exc:
         raise ApiError(STATUS_OF.get(exc.code, 409), exc.code, str(exc), field=exc.field) from exc
+    if row.status == "decided":
+        background.add_task(lifecycle.resume, approval_id)
     return views.approval(row, approvals.votes(approval_id))

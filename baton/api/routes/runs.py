@@ -12,17 +12,16 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from baton.api import views
 from baton.api.auth import Principal, require
-from baton.api.dagster import RUN_TAG, DagsterGateway
+from baton.api.dagster import DagsterGateway
 from baton.api.deps import get_dagster, get_store, limiter
 from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import RunFilters, runs_page, scoped_run
 from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSummary, StepAction
 from baton.db.models import OrchestrationRun
-from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
+from baton.lifecycle import Lifecycle, LifecycleError
 from baton.store.approvals import ApprovalsRepository
 from baton.store.definitions import DefinitionsRepository
-from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
 from baton.store.service import RunStore
 from baton.store.steps import StepsRepository
@@ -32,7 +31,6 @@ from orchestration_defs.language.models import OrchestrationSpec
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = logging.getLogger(__name__)
 RunStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "aborted"]
-PAST = {"retry": "retried", "skip": "skipped"}
 _INPUT_NAME = re.compile(r"input '([^']+)'")
 
 
@@ -74,16 +72,15 @@ def launch_run(
         )
     spec = OrchestrationSpec.model_validate(definition.spec)
     inputs = _checked_inputs(spec, body.inputs)
-    run_id = store.create_run(
+    lifecycle = Lifecycle(store, dagster, via="api")
+    run_id = lifecycle.start(
         organization=definition.organization,
         slug=definition.slug,
         version=definition.version,
         inputs=inputs,
-        created_by=principal.user_name,
+        user=principal.user_name,
     )
-    background.add_task(
-        start_segment, store, dagster, run_id, spec.job_name, inputs, principal.user_name
-    )
+    background.add_task(lifecycle.launch_new, run_id, user=principal.user_name)
     return Launched(
         run_id=str(run_id),
         orchestration=definition.slug,
@@ -105,27 +102,6 @@ def _checked_inputs(spec: OrchestrationSpec, given: dict[str, Any]) -> dict[str,
             field=f"inputs.{name.group(1)}" if name else "inputs",
             details=exc.problems,
         ) from exc
-
-
-def start_segment(
-    store: RunStore,
-    dagster: DagsterGateway,
-    run_id: uuid.UUID,
-    job_name: str,
-    inputs: dict[str, Any],
-    user: str,
-) -> None:
-    """Launch a Dagster run for ``run_id``; a failure to start fails the orchestration run."""
-    try:
-        dagster.launch(
-            job_name=job_name,
-            # Dagster keeps run config in its own storage: give it the inputs masked.
-            run_config={"inputs": store.mask(inputs), "baton_run_id": str(run_id)},
-            tags={RUN_TAG: str(run_id), "baton/launched_by": "api", "baton/user": user},
-        )
-    except Exception as exc:
-        log.warning("launching orchestration run %s failed: %s", run_id, type(exc).__name__)
-        store.fail_run(run_id, {"message": str(exc), "type": type(exc).__name__})
 
 
 @router.get("", response_model=RunPage, responses=error_responses(401, 403, 422))
@@ -200,33 +176,24 @@ def abort_run(
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> RunSummary:
-    """Abort a run that has not ended: pending approvals are cancelled, its Dagster run too."""
-    reason = f"aborted by {principal.user_name} through the API"
-    with store.session() as s:
-        run = _run_or_404(s, principal, run_id)
-        if run.status in TERMINAL_RUN_STATUSES:
-            raise ApiError(409, "conflict", f"run {run_id} already ended ({run.status})")
-        approvals = ApprovalsRepository(s)
-        for approval in approvals.list(run_id=run_id, status="pending"):
-            approvals.transition(approval.id, "cancelled")
+    """Abort a run that has not ended: open approvals are cancelled, its Dagster run too.
+
+    409 when the run already ended (or ended meanwhile: an abort racing a decision or another
+    abort has one winner).
+    """
+    lifecycle = Lifecycle(store, dagster, via="api")
+    try:
+        run = lifecycle.abort(run_id, by=principal.user_name, organization=principal.organization)
+    except LifecycleError as exc:
+        raise _api_error(exc) from exc
+    if run.last_dagster_run_id:
         try:
-            run = RunsRepository(s).transition(run_id, "aborted", error={"message": reason})
-        except IllegalTransition as exc:
-            raise ApiError(409, "conflict", str(exc)) from exc
-        EventsRepository(s).append(
-            organization=run.organization,
-            type="run.aborted",
-            run_id=run_id,
-            payload={"reason": reason, "by": principal.user_name},
-        )
-        summary = views.run_summary(run)
-        last_dagster = run.last_dagster_run_id
-    if last_dagster:
-        try:
-            dagster.cancel(last_dagster)
+            dagster.cancel(run.last_dagster_run_id)
         except Exception as exc:  # the run is aborted in Baton either way
-            log.warning("could not cancel Dagster run %s: %s", last_dagster, type(exc).__name__)
-    return summary
+            log.warning(
+                "could not cancel Dagster run %s: %s", run.last_dagster_run_id, type(exc).__name__
+            )
+    return views.run_summary(run)
 
 
 @router.post(
@@ -281,33 +248,24 @@ def _step_action(
     dagster: DagsterGateway,
     background: BackgroundTasks,
 ) -> StepAction:
-    with store.session() as s:
-        run = _run_or_404(s, principal, run_id)
-        step = StepsRepository(s).get(run_id, step_id)
-        if step is None:
-            raise not_found(f"step '{step_id}' in run {run_id}")
-        if run.status != "failed" or step.status != "failed":
-            raise ApiError(
-                409,
-                "conflict",
-                f"only a failed step of a failed run can be {PAST[action]}; the run is "
-                f"{run.status} and step '{step_id}' is {step.status}",
-            )
-        definition = DefinitionsRepository(s).get_by_id(run.definition_id)
-        assert definition is not None
-        job_name = OrchestrationSpec.model_validate(definition.spec).job_name
-        inputs = dict(run.inputs)
+    lifecycle = Lifecycle(store, None, via="api")  # launched after the answer, below
+    try:
+        # The guarded change happens now (so a second click gets 409); the launch after.
         if action == "retry":
-            StepsRepository(s).transition(run_id, step_id, "pending", error=None)
-            EventsRepository(s).append(
-                organization=run.organization,
-                type="step.retry_requested",
-                run_id=run_id,
-                payload={"step_id": step_id, "by": principal.user_name},
+            plan = lifecycle.prepare_retry(
+                run_id, step_id, by=principal.user_name, organization=principal.organization
             )
-    if action == "skip":
-        store.skip_step(run_id, step_id, reason=f"skipped by {principal.user_name} via the API")
-    background.add_task(
-        start_segment, store, dagster, run_id, job_name, inputs, principal.user_name
-    )
+        else:
+            plan = lifecycle.prepare_skip(
+                run_id, step_id, by=principal.user_name, organization=principal.organization
+            )
+    except LifecycleError as exc:
+        raise _api_error(exc) from exc
+    background.add_task(Lifecycle(store, dagster, via="api").launch_prepared, plan)
     return StepAction(run_id=str(run_id), step_id=step_id, action=action, status="failed")
+
+
+def _api_error(exc: LifecycleError) -> ApiError:
+    if exc.code == "not_found":
+        return not_found(str(exc))
+    return ApiError(409, "conflict", str(exc))

@@ -13,10 +13,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from baton.api.auth import Principal, authenticate
+from baton.api.deps import get_dagster
 from baton.api.ui import forms, views
 from baton.api.ui.render import TEMPLATES, page
 from baton.api.ui.sessions import (
@@ -30,6 +32,8 @@ from baton.api.ui.sessions import (
     token_is_live,
 )
 from baton.approvals import ApprovalError, Approvals
+from baton.db.models import HumanApproval
+from baton.lifecycle import Lifecycle
 from baton.settings import Settings
 from baton.store.service import RunStore
 
@@ -235,7 +239,9 @@ async def decide(request: Request, approval_id: str) -> Response:
     if approval is None:
         return _not_found(session)
     try:
-        await run_in_threadpool(_decide, _settings(request), session.principal, approval, form)
+        decided = await run_in_threadpool(
+            _decide, _settings(request), session.principal, approval, form
+        )
     except (ApprovalError, forms.FormError) as exc:
         status = ERROR_STATUS.get(getattr(exc, "code", "invalid"), 422)
         error = {"message": str(exc), "field": exc.field}
@@ -247,7 +253,11 @@ async def decide(request: Request, approval_id: str) -> Response:
             error=error,
             submitted=form,
         )
-    return _redirect(f"{HOME}?decided={approval.id}")
+    response = _redirect(f"{HOME}?decided={approval.id}")
+    if decided.status == "decided":  # the run's next segment starts from here, right after
+        lifecycle = Lifecycle(RunStore(_settings(request).db_url), get_dagster(request), via="page")
+        response.background = BackgroundTask(lifecycle.resume, decided.id)
+    return response
 
 
 def _decide(
@@ -255,7 +265,7 @@ def _decide(
     principal: Principal,
     approval: views.ApprovalView,
     form: dict[str, str],
-) -> None:
+) -> HumanApproval:
     """Record the decision through the service, which checks who may decide and what."""
     refusal = views.role_refusal(principal)
     if refusal:
@@ -263,7 +273,7 @@ def _decide(
     decision = forms.decision_of(form)
     modifiable = {f.name: f.type for f in approval.fields}
     changes = forms.modifications(form, modifiable, approval.show) if decision != "abort" else {}
-    Approvals(RunStore(settings.db_url)).decide(
+    return Approvals(RunStore(settings.db_url)).decide(
         approval.id,
         user=principal.user_name,
         decision=decision,

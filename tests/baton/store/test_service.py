@@ -12,7 +12,8 @@ from baton.secrets import Masker
 from baton.state import IllegalTransition
 from baton.store.definitions import DefinitionConflict
 from baton.store.events import EventsRepository
-from baton.store.service import RunStore, Segment, StepMemo, StepPlan, UnknownRun
+from baton.store.runs import RunsRepository
+from baton.store.service import RunStore, Segment, StepMemo, StepPlan, Superseded, UnknownRun
 from baton.store.steps import StepsRepository
 from tests.baton.store.factories import ORG, count, spec
 
@@ -121,7 +122,7 @@ def test_a_run_from_start_to_finish(store: RunStore) -> None:
         "run.completed",
     ]
     by_type = {e.type: e.payload for e in detail.events}
-    assert by_type["run.segment_started"] == {"dagster_run_id": "dag-1"}
+    assert by_type["run.segment_started"] == {"dagster_run_id": "dag-1", "segment": "dag-1"}
     assert by_type["step.started"] == {"step_id": "shout", "attempt": 1, "dagster_run_id": "dag-1"}
     assert by_type["step.completed"] == {"step_id": "shout", "attempt": 1, "usage": {"t": 3}}
     assert by_type["run.completed"] == {"outputs": {"greeting": "SHOUT"}}
@@ -136,8 +137,11 @@ def test_a_second_segment_reuses_the_step_rows(store: RunStore) -> None:
     store.start_step(run_id, "greet", input=None, dagster_run_id="dag-1")
     store.complete_step(run_id, "greet", output="hi")
 
-    # The worker died; the next segment finds the run still running.
-    store.begin_segment(run_id=run_id, dagster_run_id="dag-2", steps=PLAN)
+    # The worker died; the next segment (made the active one by whoever launched it) finds
+    # the run still running.
+    with session_scope(store.url) as s:
+        RunsRepository(s).force_segment(run_id, "seg-2")
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-2", steps=PLAN, segment="seg-2")
 
     run = store.get_run(run_id)
     assert (run.status, run.last_dagster_run_id) == ("running", "dag-2")
@@ -219,12 +223,47 @@ def test_begin_segment_on_a_completed_run_is_illegal(store: RunStore) -> None:
     store.complete_run(run_id, {})
     before = event_types(store, run_id)
 
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(Superseded):
         store.begin_segment(run_id=run_id, dagster_run_id="dag-2", steps=PLAN)
 
     run = store.get_run(run_id)
     assert (run.status, run.last_dagster_run_id) == ("completed", "dag-1")
     assert event_types(store, run_id) == before
+
+
+def test_only_the_active_segment_does_work(store: RunStore) -> None:
+    run_id = create(store)
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-1", steps=PLAN, segment="seg-1")
+    with session_scope(store.url) as s:
+        RunsRepository(s).force_segment(run_id, "seg-2")  # a newer launch took over
+    with pytest.raises(Superseded, match="seg-2"):
+        store.start_step(run_id, "greet", input=None, dagster_run_id="dag-1", segment="seg-1")
+    with pytest.raises(Superseded):
+        store.begin_segment(run_id=run_id, dagster_run_id="dag-1b", steps=PLAN, segment="seg-1")
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-2", steps=PLAN, segment="seg-2")
+    assert store.start_step(run_id, "greet", input=None, dagster_run_id="dag-2", segment="seg-2")
+
+
+def test_of_two_reexecutions_one_takes_over(store: RunStore) -> None:
+    run_id = create(store)
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-1", steps=PLAN, segment="seg-1")
+    store.begin_segment(
+        run_id=run_id, dagster_run_id="re-1", steps=PLAN, segment="re-1", takeover_from="seg-1"
+    )
+    with pytest.raises(Superseded):
+        store.begin_segment(
+            run_id=run_id, dagster_run_id="re-2", steps=PLAN, segment="re-2", takeover_from="seg-1"
+        )
+    assert store.get_run(run_id).segment_id == "re-1"
+
+
+def test_a_segment_of_an_aborted_run_stops_at_its_next_step(store: RunStore) -> None:
+    run_id = create(store)
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-1", steps=PLAN, segment="seg-1")
+    with session_scope(store.url) as s:
+        RunsRepository(s).transition(run_id, "aborted", segment_id=None)
+    with pytest.raises(Superseded, match="aborted"):
+        store.start_step(run_id, "greet", input=None, dagster_run_id="dag-1", segment="seg-1")
 
 
 def test_begin_segment_on_an_unknown_run(store: RunStore) -> None:
