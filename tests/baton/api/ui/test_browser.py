@@ -129,10 +129,20 @@ def test_decide_on_the_page_and_the_run_resumes_with_the_change(
         assert not attacker.url.endswith("/decision")
         assert Approvals(RunStore(deployment.url)).get(approval.id).status == "pending"
 
-        # Someone the checkpoint does not list sees the service's refusal.
+        # Someone the checkpoint does not list gets no form, and reads why.
         eve = sign_in(browser, base, deployment.tokens["eve"])
-        eve.locator(f"#approval-{approval.id} button[type=submit]").click()
-        assert "not among the approvers" in eve.locator(".error").inner_text()
+        eve_card = eve.locator(f"#approval-{approval.id}")
+        assert eve_card.locator("form.decide").count() == 0
+        why = eve_card.locator(f"#blocked-{approval.id}").inner_text()
+        assert "not among the approvers of this checkpoint (editors)" in why
+        # A hand-made POST with her session's CSRF token is still refused by the service.
+        csrf = eve.locator('input[name="csrf"]').first.get_attribute("value")
+        refused = eve.request.post(
+            f"{base}/ui/approvals/{approval.id}/decision",
+            form={"csrf": csrf or "", "decision": "continue"},
+        )
+        assert refused.status == 403
+        assert "not among the approvers" in refused.text()
 
         # The approver continues with a change and a comment.
         card.locator('input[name="decision"][value="continue"]').check()
@@ -141,6 +151,7 @@ def test_decide_on_the_page_and_the_run_resumes_with_the_change(
         card.locator("button[type=submit]").click()
         page.wait_for_url(f"{base}/ui/approvals?decided={approval.id}")
         assert "Decided: continue" in page.locator("#notice").inner_text()
+        assert "The run resumes" in page.locator("#notice").inner_text()
         assert page.locator(f"#approval-{approval.id}").count() == 0
 
         page.click("#sign-out")
