@@ -10,9 +10,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,6 +27,10 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 60.0
 REQUEST_TIMEOUT_SECONDS = 10.0
+
+# This process's lease on each instance's zygote: (zygote pid, open connection).
+_leases: dict[Path, tuple[int, socket.socket]] = {}
+_leases_lock = threading.Lock()
 
 
 class ZygoteUnavailable(Exception):
@@ -65,7 +71,10 @@ def _start_lock(home: Path) -> Iterator[None]:
 
 
 def ensure_started(
-    home: Path, preload: Sequence[str] | None = None, log_dir: Path | None = None
+    home: Path,
+    preload: Sequence[str] | None = None,
+    log_dir: Path | None = None,
+    idle_exit_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Ping the zygote of ``home``, starting it first if none answers."""
     answer = ping(home)
@@ -75,16 +84,21 @@ def ensure_started(
         answer = ping(home)  # another process may have started it while we waited
         if answer is not None:
             return answer
-        _spawn(home, preload, log_dir or home / "logs")
+        _spawn(home, preload, log_dir or home / "logs", idle_exit_seconds)
         answer = ping(home)
     if answer is None:
         raise ZygoteUnavailable("the zygote started but does not answer")
     return answer
 
 
-def _spawn(home: Path, preload: Sequence[str] | None, log_dir: Path) -> None:
+def _spawn(
+    home: Path, preload: Sequence[str] | None, log_dir: Path, idle_exit_seconds: float | None
+) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "baton.warm_launcher.zygote", "--home", str(home)]
+    # -P: the starter's working directory must not shadow modules on the zygote's sys.path.
+    command = [sys.executable, "-P", "-m", "baton.warm_launcher.zygote", "--home", str(home)]
+    if idle_exit_seconds is not None:
+        command += ["--idle-exit-seconds", str(idle_exit_seconds)]
     if preload is not None:
         command += ["--preload", *preload]
     started = time.monotonic()
@@ -111,8 +125,55 @@ def _spawn(home: Path, preload: Sequence[str] | None, log_dir: Path) -> None:
     log.info("started the run-worker zygote for %s in %.2f s", home, time.monotonic() - started)
 
 
+def hold(
+    home: Path,
+    preload: Sequence[str] | None = None,
+    log_dir: Path | None = None,
+    idle_exit_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Make sure the zygote of ``home`` runs and that this process holds a lease on it.
+
+    The lease (an open connection) keeps the zygote up while this process lives; the OS
+    closes it when the process ends, however it ends.
+    """
+    answer = ensure_started(home, preload, log_dir, idle_exit_seconds)
+    pid = int(answer["pid"])
+    with _leases_lock:
+        held = _leases.get(home)
+        if held is not None and held[0] == pid and not _closed(held[1]):
+            return answer
+        if held is not None:
+            held[1].close()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(REQUEST_TIMEOUT_SECONDS)
+            sock.connect(str(protocol.socket_path(home)))
+            protocol.send(sock, {"op": "lease"})
+            lease = protocol.receive(sock)
+        except (OSError, ValueError):
+            sock.close()
+            raise
+        _leases[home] = (int(lease.get("pid", pid)), sock)
+    return answer
+
+
+def _closed(sock: socket.socket) -> bool:
+    # The zygote never writes on a lease; readable means it closed (exited).
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def release(home: Path) -> None:
+    """Let go of this process's lease on the zygote of ``home``."""
+    with _leases_lock:
+        held = _leases.pop(home, None)
+    if held is not None:
+        held[1].close()
+
+
 def stop(home: Path) -> bool:
     """Ask the zygote of ``home`` to exit; False if none answered."""
+    release(home)
     try:
         request(home, {"op": "shutdown"}, timeout=2.0)
     except (OSError, ValueError):
@@ -125,10 +186,11 @@ def fork_worker(
     *,
     run_id: str,
     instance_ref: str,
-    log_path: Path,
+    log_dir: Path,
     env: Mapping[str, str],
     cwd: str,
     preload: Sequence[str] | None = None,
+    idle_exit_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Have the zygote fork a run worker for ``run_id``; its ``{"pid", "start"}``.
 
@@ -139,12 +201,12 @@ def fork_worker(
         "op": "launch",
         "run_id": run_id,
         "instance_ref": instance_ref,
-        "log_path": str(log_path),
+        "log_path": str(worker_log(log_dir, run_id)),
         "env": dict(env),
         "cwd": cwd,
     }
     for _attempt in range(3):
-        ensure_started(home, preload)
+        hold(home, preload, log_dir, idle_exit_seconds)
         try:
             answer = request(home, message)
         except (OSError, ValueError) as exc:
@@ -155,6 +217,11 @@ def fork_worker(
             raise ZygoteUnavailable(str(answer.get("error", "launch refused")))
         _wait_gone(home)
     raise ZygoteUnavailable("the zygote kept reporting stale sources")
+
+
+def worker_log(log_dir: Path, run_id: str) -> Path:
+    """Where the run worker of ``run_id`` writes its stdout and stderr."""
+    return log_dir / "run-workers" / f"{run_id}.log"
 
 
 def _wait_gone(home: Path, timeout: float = 5.0) -> None:

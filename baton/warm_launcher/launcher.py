@@ -20,12 +20,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from dagster import Array, Field, Float, Noneable, StringSource
+from dagster import Array, Bool, Field, Float, Noneable, StringSource
 from dagster._core.launcher import (
     CheckRunHealthResult,
     DefaultRunLauncher,
@@ -50,7 +51,9 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     Config (all optional): ``preload`` (modules the zygote imports; ``pkg.*`` for every
     submodule), ``terminate_grace_seconds`` (SIGTERM, then SIGKILL of the worker's process
     group after this long), ``log_dir`` (worker and zygote output; default
-    ``<DAGSTER_HOME>/logs``).
+    ``<DAGSTER_HOME>/logs``), ``prewarm`` (start the zygote in the background as soon as a
+    process first uses the launcher, so the first launch is warm too), ``idle_exit_seconds``
+    (the zygote exits after this long with no process holding a lease and no worker alive).
     """
 
     def __init__(
@@ -59,8 +62,12 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         preload: Sequence[str] | None = None,
         terminate_grace_seconds: float = 5.0,
         log_dir: str | None = None,
+        prewarm: bool = True,
+        idle_exit_seconds: float = 60.0,
     ) -> None:
         self._inst_data = inst_data
+        self._prewarm = prewarm
+        self._idle_exit = idle_exit_seconds
         self._preload = list(preload) if preload is not None else None
         self._grace = terminate_grace_seconds
         self._log_dir = Path(log_dir) if log_dir else None
@@ -78,6 +85,8 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             "preload": Field(Noneable(Array(str)), is_required=False, default_value=None),
             "terminate_grace_seconds": Field(Float, is_required=False, default_value=5.0),
             "log_dir": Field(Noneable(StringSource), is_required=False, default_value=None),
+            "prewarm": Field(Bool, is_required=False, default_value=True),
+            "idle_exit_seconds": Field(Float, is_required=False, default_value=60.0),
         }
 
     @classmethod
@@ -89,6 +98,15 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def register_instance(self, instance: Any) -> None:
         super().register_instance(instance)
         self._default.register_instance(instance)
+        if self._prewarm and _can_fork():
+            # In the background: a process that only reads runs must not wait for it.
+            threading.Thread(target=self._hold, name="baton-zygote-prewarm", daemon=True).start()
+
+    def _hold(self) -> None:
+        try:
+            client.hold(self.home, self._preload, self.log_dir, self._idle_exit)
+        except (client.ZygoteUnavailable, OSError, ValueError) as exc:
+            log.info("zygote not prewarmed: %s", exc)
 
     # -- launching ---------------------------------------------------------------------------
 
@@ -113,7 +131,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         self._default.launch_run(context)
 
     def _why_not_warm(self, run: DagsterRun) -> str | None:
-        if not hasattr(os, "fork") or sys.platform == "win32":
+        if not _can_fork():
             return "this platform cannot fork"
         origin = run.job_code_origin
         if origin is None:
@@ -131,10 +149,11 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
             self.home,
             run_id=run.run_id,
             instance_ref=serialize_value(self._instance.get_ref()),
-            log_path=self.log_dir / "run-workers" / f"{run.run_id}.log",
+            log_dir=self.log_dir,
             env=os.environ,
             cwd=os.getcwd(),
             preload=self._preload,
+            idle_exit_seconds=self._idle_exit,
         )
         worker = {
             "pid": int(answer["pid"]),
@@ -178,7 +197,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
         if _worker_of(run) is None:
             return None
         # Only where to look: the log may hold what an agent printed, and events are shown.
-        return f"Run worker output: {self.log_dir / 'run-workers' / f'{run.run_id}.log'}"
+        return f"Run worker output: {client.worker_log(self.log_dir, run.run_id)}"
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
@@ -223,6 +242,10 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
     def dispose(self) -> None:
         # The zygote is shared by every process of the instance and outlives this one.
         self._default.dispose()
+
+
+def _can_fork() -> bool:
+    return hasattr(os, "fork") and hasattr(socket, "AF_UNIX") and sys.platform != "win32"
 
 
 def _worker_of(run: DagsterRun) -> dict[str, Any] | None:

@@ -7,7 +7,8 @@ socket, then daemonizes: the started process exits once the socket listens (so w
 it knows it is ready and need not reap it) and the grandchild serves. It stays single-threaded
 and opens no database or gRPC connection, so a fork is safe; each child opens its own.
 
-Requests (one JSON line each): ``ping`` -> pid, digest; ``launch`` (run id, instance ref,
+Requests (one JSON line each): ``ping`` -> pid, digest; ``lease`` (the same, and the
+connection stays open while the holder lives); ``launch`` (run id, instance ref,
 environment, cwd, log path) -> the child's pid and start ticks; ``shutdown``. It exits on its
 own when its socket file is replaced or the instance folder removed, and refuses a launch
 (answers ``stale``, then exits) when the source files it imported changed since it started.
@@ -96,17 +97,28 @@ def _expand(base: str, *, walk: bool) -> list[str]:
 
 
 class Zygote:
-    """Serves one listening socket; forks a run worker per launch request."""
+    """Serves one listening socket; forks a run worker per launch request.
 
-    def __init__(self, listener: socket.socket, path: Path, roots: list[Path], home: Path) -> None:
+    Long-lived launchers (daemon, webserver, API) hold a *lease*: a connection left open for
+    their lifetime. With no lease and no live worker for ``idle_exit`` seconds the zygote
+    exits, so stopping the deployment (or a CLI launch ending) leaves no process behind.
+    """
+
+    def __init__(
+        self, listener: socket.socket, path: Path, roots: list[Path], home: Path, idle_exit: float
+    ) -> None:
         self.listener = listener
         self.path = path
         self.home = home
         self.roots = roots
+        self.idle_exit = idle_exit
         self.digest = protocol.source_digest(roots)
         self.inode = path.stat().st_ino
         self.started = time.time()
+        self.last_active = time.monotonic()
         self.children: set[int] = set()
+        self.leases: list[socket.socket] = []
+        self.answering: socket.socket | None = None
         self.running = True
 
     def serve(self) -> None:
@@ -114,18 +126,31 @@ class Zygote:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         last_check = time.monotonic()
         while self.running:
-            ready, _, _ = select.select([self.listener], [], [], _CHECK_SECONDS)
-            if ready:
-                self.accept()
+            ready, _, _ = select.select([self.listener, *self.leases], [], [], _CHECK_SECONDS)
+            for sock in ready:
+                if sock is self.listener:
+                    self.accept()
+                else:
+                    self.drop_lease_if_closed(sock)
             self.reap()
             if time.monotonic() - last_check >= _CHECK_SECONDS:
                 last_check = time.monotonic()
-                if not (self.socket_is_mine() and self.home.is_dir()):
-                    log.info("socket %s or its instance folder is gone; exiting", self.path)
-                    self.running = False
+                self.running = self.still_wanted()
         if self.socket_is_mine():
             self.path.unlink(missing_ok=True)
         self.listener.close()
+
+    def still_wanted(self) -> bool:
+        if not (self.socket_is_mine() and self.home.is_dir()):
+            log.info("socket %s or its instance folder is gone; exiting", self.path)
+            return False
+        if self.leases or self.children:
+            self.last_active = time.monotonic()
+            return True
+        if self.idle_exit > 0 and time.monotonic() - self.last_active >= self.idle_exit:
+            log.info("no lease and no run worker for %.0f s; exiting", self.idle_exit)
+            return False
+        return True
 
     def stop(self) -> None:
         self.running = False
@@ -148,22 +173,40 @@ class Zygote:
                 return
             self.children.discard(pid)
 
+    def drop_lease_if_closed(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(4096)
+        except OSError:
+            data = b""
+        if not data:  # the holder exited or let go
+            self.leases.remove(sock)
+            sock.close()
+
     def accept(self) -> None:
         try:
             conn, _ = self.listener.accept()
         except OSError:
             return
-        with conn:
+        keep = False
+        self.answering = conn
+        try:
             conn.settimeout(10)
-            try:
-                request = protocol.receive(conn)
-                protocol.send(conn, self.handle(request, conn))
-            except (OSError, ValueError) as exc:
-                log.warning("bad request: %s", type(exc).__name__)
+            request = protocol.receive(conn)
+            protocol.send(conn, self.handle(request))
+            keep = request.get("op") == "lease"
+        except (OSError, ValueError) as exc:
+            log.warning("bad request: %s", type(exc).__name__)
+        finally:
+            self.answering = None
+        if keep:
+            conn.setblocking(False)
+            self.leases.append(conn)
+        else:
+            conn.close()
 
-    def handle(self, request: dict[str, Any], conn: socket.socket) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        if op == "ping":
+        if op in ("ping", "lease"):
             return {"ok": True, "pid": os.getpid(), "digest": self.digest, "started": self.started}
         if op == "shutdown":
             self.running = False
@@ -172,22 +215,31 @@ class Zygote:
             if protocol.source_digest(self.roots) != self.digest:
                 self.running = False
                 return {"ok": False, "stale": True, "error": "source files changed"}
-            return self.launch(request, conn)
+            return self.launch(request)
         return {"ok": False, "error": f"unknown op {op!r}"}
 
-    def launch(self, request: dict[str, Any], conn: socket.socket) -> dict[str, Any]:
+    def launch(self, request: dict[str, Any]) -> dict[str, Any]:
         for key in ("run_id", "instance_ref", "log_path"):
             if not isinstance(request.get(key), str):
                 return {"ok": False, "error": f"missing {key}"}
+        self.last_active = time.monotonic()  # pings do not count: they only look
         pid = os.fork()
         if pid == 0:
-            conn.close()
-            self.listener.close()
+            self.close_inherited()
             from baton.warm_launcher.worker import run_forked
 
             run_forked(request)
         self.children.add(pid)
         return {"ok": True, "pid": pid, "start": protocol.process_start_ticks(pid)}
+
+    def close_inherited(self) -> None:
+        """In a fresh worker: the zygote's sockets are not its to hold (a lease kept open by
+        a worker would keep the zygote alive after its holder died)."""
+        self.listener.close()
+        if self.answering is not None:
+            self.answering.close()
+        for sock in self.leases:
+            sock.close()
 
 
 def bind(path: Path) -> socket.socket:
@@ -216,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="baton-zygote")
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--preload", nargs="*", default=list(DEFAULT_PRELOAD))
+    parser.add_argument("--idle-exit-seconds", type=float, default=60.0)
     parser.add_argument("--foreground", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -230,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.foreground:
         _daemonize()
     log.info("serving %s (preloaded %d modules)", path, len(sys.modules))
-    Zygote(listener, path, roots, args.home).serve()
+    Zygote(listener, path, roots, args.home, args.idle_exit_seconds).serve()
     return 0
 
 

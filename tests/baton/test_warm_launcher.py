@@ -31,7 +31,12 @@ from tests.baton.warm_fixtures.launching import create_run, workspace
 
 pytestmark = pytest.mark.slow
 
-LAUNCHER = {"module": "baton.warm_launcher", "class": "WarmRunLauncher"}
+# A short idle exit, so a zygote no test process holds a lease on goes away quickly.
+LAUNCHER = {
+    "module": "baton.warm_launcher",
+    "class": "WarmRunLauncher",
+    "config": {"idle_exit_seconds": 2},
+}
 TIMEOUT = 60.0
 
 
@@ -145,6 +150,8 @@ with workspace(instance) as ws:
 
     assert _finished(instance, run_id) == DagsterRunStatus.SUCCESS
     assert _marker(run_id, "done").exists()
+    # Its lease holder gone and its worker ended, the zygote leaves no process behind.
+    _wait(lambda: client.ping(Path(instance.root_directory)) is None, "the zygote to exit", 20)
 
 
 def test_terminate_stops_the_worker(
