@@ -20,6 +20,9 @@ run_coordinator:
   config:
     max_concurrent_runs: 10
     dequeue_interval_seconds: 1
+run_launcher:
+  module: baton.warm_launcher
+  class: WarmRunLauncher
 """
 
 
