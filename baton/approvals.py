@@ -414,20 +414,12 @@ class Approvals:
         per person), so a page offers the decision form only to those it would accept. The
         token's role is the caller's to check: the service knows users, not tokens.
         """
+        return self.why_not_each([approval_id], user)[approval_id]
+
+    def why_not_each(self, approval_ids: list[uuid.UUID], user: str) -> dict[uuid.UUID, str | None]:
+        """``why_not`` for many approvals in one session (a page lists up to 200)."""
         with self.store.session() as s:
-            repo = ApprovalsRepository(s)
-            approval = repo.get(approval_id)
-            if approval is None:
-                return f"no approval {approval_id}"
-            if approval.status != "pending":
-                return f"the approval is no longer pending (it is {approval.status})"
-            try:
-                member = _check_approver(s, approval, _run(s, approval.run_id), user)
-            except ApprovalError as exc:
-                return str(exc)
-            if any(v.user_name == member.name for v in repo.votes(approval_id)):
-                return f"{member.name} has already voted on this approval"
-            return None
+            return {approval_id: _why_not(s, approval_id, user) for approval_id in approval_ids}
 
 
 # helpers ------------------------------------------------------------------------------------
@@ -467,6 +459,22 @@ def _check_approver(s: Session, approval: HumanApproval, run: OrchestrationRun, 
     if not approval.policy.get("allow_self_approval") and run.created_by == user.name:
         raise ApprovalError("forbidden", f"'{name}' launched this run and may not approve it")
     return user
+
+
+def _why_not(s: Session, approval_id: uuid.UUID, user: str) -> str | None:
+    repo = ApprovalsRepository(s)
+    approval = repo.get(approval_id)
+    if approval is None:
+        return f"no approval {approval_id}"
+    if approval.status != "pending":
+        return f"the approval is no longer pending (it is {approval.status})"
+    try:
+        member = _check_approver(s, approval, _run(s, approval.run_id), user)
+    except ApprovalError as exc:
+        return str(exc)
+    if any(v.user_name == member.name for v in repo.votes(approval_id)):
+        return f"{member.name} has already voted on this approval"
+    return None
 
 
 def _check_modifications(modifiable: dict[str, str], decision: str, mods: dict[str, Any]) -> None:

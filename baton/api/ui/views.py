@@ -158,10 +158,9 @@ def for_viewer(url: str, shown: Sequence[ApprovalView], viewer: Principal) -> li
     Only pending approvals are asked about: a decided one shows its status instead of a form.
     """
     refusal = role_refusal(viewer)
-    approvals = Approvals(RunStore(url))
+    asked = [view.id for view in shown if view.pending and refusal is None]
+    reasons = Approvals(RunStore(url)).why_not_each(asked, viewer.user_name) if asked else {}
     return [
-        dataclasses.replace(view, blocked=refusal or approvals.why_not(view.id, viewer.user_name))
-        if view.pending
-        else view
+        dataclasses.replace(view, blocked=refusal or reasons.get(view.id)) if view.pending else view
         for view in shown
     ]

@@ -160,3 +160,11 @@ def test_why_not_names_an_unknown_user_a_decided_approval_and_a_missing_one(
     )
     missing = uuid.uuid4()
     assert approvals.why_not(missing, "ann") == f"no approval {missing}"
+
+
+def test_why_not_each_answers_per_approval_in_one_call(
+    deployment: Deployment, waiting: uuid.UUID
+) -> None:
+    other = pending(deployment.url, deployment.run_id).id
+    reasons = Approvals(RunStore(deployment.url)).why_not_each([other, waiting], "ann")
+    assert reasons == {other: None, waiting: "'ann' launched this run and may not approve it"}
