@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from baton import segments
@@ -109,6 +111,7 @@ class Approvals:
     ) -> HumanApproval:
         """Store a pending approval, put the step waiting and the run awaiting approval."""
         with self.store.session() as s:
+            RunsRepository(s).lock(run_id)
             run = _run(s, run_id)
             now = utcnow()
             approval = ApprovalsRepository(s).add(
@@ -160,6 +163,7 @@ class Approvals:
     ) -> None:
         """The checkpoint step completes with the approved value; the approval is resumed."""
         with self.store.session() as s:
+            RunsRepository(s).lock(approval.run_id)
             StepsRepository(s).transition(
                 approval.run_id, approval.step_id, "completed", output=self.store.mask(output)
             )
@@ -193,9 +197,29 @@ class Approvals:
             ApprovalError: unknown approval, already decided, user not allowed, decision not
                 offered, or modifications that do not fit ``modifiable`` (the field is named).
         """
-        modifications = modifications or {}
+        try:
+            return self._decide(approval_id, user, decision, modifications or {}, comment)
+        except (IllegalTransition, IntegrityError):
+            # Lost a race with another decision on the same approval (one vote per person,
+            # one decision per approval): the database refused the second one.
+            raise ApprovalError(
+                "conflict",
+                f"approval {approval_id} was decided at the same moment by another "
+                "decision; a decision is recorded once",
+            ) from None
+
+    def _decide(
+        self,
+        approval_id: uuid.UUID,
+        user: str,
+        decision: str,
+        modifications: dict[str, Any],
+        comment: str | None,
+    ) -> HumanApproval:
         with self.store.session() as s:
+            _lock_run_of(s, approval_id)  # run, then approval: the order every writer takes
             repo = ApprovalsRepository(s)
+            repo.lock_pending(approval_id)
             approval = repo.get(approval_id)
             if approval is None:
                 raise ApprovalError("not_found", f"no approval {approval_id}")
@@ -288,6 +312,7 @@ class Approvals:
         The claim makes its segment the run's active one.
         """
         with self.store.session() as s:
+            _lock_run_of(s, approval_id)
             try:
                 approval = ApprovalsRepository(s).transition(
                     approval_id,
@@ -322,6 +347,7 @@ class Approvals:
         taking over at once, one wins (guarded on ``claimed_at``).
         """
         with self.store.session() as s:
+            _lock_run_of(s, approval_id)
             repo = ApprovalsRepository(s)
             approval = repo.get(approval_id)
             if approval is None or approval.status != "resuming":
@@ -504,6 +530,12 @@ def _target(s: Session, approval: HumanApproval, decision: str) -> dict[str, Any
     else:
         value = approval.show
     return value if isinstance(value, dict) else {}
+
+
+def _lock_run_of(s: Session, approval_id: uuid.UUID) -> None:
+    run_id = s.scalar(select(HumanApproval.run_id).where(HumanApproval.id == approval_id))
+    if run_id is not None:
+        RunsRepository(s).lock(run_id)
 
 
 def _claim_of(s: Session, approval: HumanApproval, run: OrchestrationRun, launch: bool) -> Claim:

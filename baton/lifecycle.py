@@ -155,6 +155,7 @@ class Lifecycle:
         """
         reason = f"aborted by {by} through the {self.via}"
         with self.store.session() as s:
+            RunsRepository(s).lock(run_id)
             run = _run(s, run_id, organization)
             if run.status in TERMINAL_RUN_STATUSES:
                 raise LifecycleError("conflict", f"run {run_id} already ended ({run.status})")

@@ -157,6 +157,16 @@ class ApprovalView(BaseModel):
     modifications: dict[str, Any] | None
     diff: dict[str, Any] | None
     previous_approval_id: str | None
+    claimed_by: str | None = Field(
+        None, description="Who claimed the decision to launch the run's next segment."
+    )
+    claimed_at: UtcDatetime | None = None
+    launch_error: str | None = Field(
+        None,
+        description="Why the claimed segment has not started yet (cleared once it has); the "
+        "approval sensor keeps trying.",
+    )
+    launch_attempts: int = 0
     votes: list[Vote] | None = None
 
 

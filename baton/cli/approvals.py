@@ -12,7 +12,7 @@ from baton.cli.run import parse_inputs
 from baton.db.models import HumanApproval
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
-from baton.lifecycle import Launched, Lifecycle
+from baton.lifecycle import Launched, Launcher, Lifecycle
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from baton.store.users import UsersRepository
@@ -109,6 +109,10 @@ def approval_view(approval: HumanApproval, votes: list[Any] | None = None) -> di
         "previous_approval_id": str(approval.previous_approval_id)
         if approval.previous_approval_id
         else None,
+        "claimed_by": approval.claimed_by,
+        "claimed_at": approval.claimed_at,
+        "launch_error": approval.launch_error,
+        "launch_attempts": approval.launch_attempts or 0,
     }
     if votes is not None:
         view["votes"] = [
@@ -160,6 +164,10 @@ def show_approval(args: argparse.Namespace) -> int:
             f"{approval.decided_at}  comment: {approval.comment or '-'}"
         )
         print(f"changes: {dumps(approval.diff, indent=None)}")
+    if approval.status == "resuming":
+        print(f"claimed by {approval.claimed_by or '-'} at {approval.claimed_at or '-'}")
+    if approval.launch_error:
+        print(f"waits on the system: {approval.launch_error} (the approval sensor retries)")
     return 0
 
 
@@ -169,9 +177,21 @@ def decide(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(str(exc).replace("input", "--set"))
         return 2
-    store = _store()
+    return decide_with(args, _store(), OneShotLauncher(get_settings()), changes)
+
+
+def decide_with(
+    args: argparse.Namespace,
+    store: RunStore,
+    launcher: Launcher,
+    changes: dict[str, Any] | None = None,
+) -> int:
+    """``decide`` on a given store and launcher: record the decision, then resume the run
+    from this process (the approval sensor takes over if the launch fails)."""
+    if changes is None:
+        changes = parse_inputs(args.changes)
     approvals = Approvals(store)
-    lifecycle = Lifecycle(store, OneShotLauncher(get_settings()), via="cli")
+    lifecycle = Lifecycle(store, launcher, via="cli")
     try:
         approval = lifecycle.decide(
             args.approval_id,

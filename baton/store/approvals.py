@@ -105,6 +105,21 @@ class ApprovalsRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def lock_pending(self, approval_id: uuid.UUID) -> bool:
+        """Take the approval's row lock before reading its votes (False if not pending).
+
+        A write first makes concurrent decisions on one approval wait for each other, on
+        Postgres (row lock) and SQLite (the write lock) alike, so the second one counts the
+        first one's vote instead of deciding from a stale read.
+        """
+        result = self.session.execute(
+            update(HumanApproval)
+            .where(HumanApproval.id == approval_id, HumanApproval.status == "pending")
+            .values(status=HumanApproval.status)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def take_over(self, approval: HumanApproval, *, by: str, lease_seconds: float) -> bool:
         """Claim a resuming approval again if its claim was released or its lease passed;
         guarded on the ``claimed_at`` read, so one of two racing callers wins."""

@@ -83,6 +83,20 @@ class RunsRepository:
         assert run is not None
         return run
 
+    def lock(self, run_id: uuid.UUID) -> None:
+        """Take the run's row lock (Postgres; SQLite serializes writers anyway).
+
+        Whatever changes a run together with its approvals locks the run first, so an abort
+        and a claim on the same run wait for each other instead of deadlocking. ``FOR NO KEY
+        UPDATE`` (the lock an UPDATE of the row takes anyway) leaves inserts of rows that refer
+        to the run (events, votes) free.
+        """
+        self.session.execute(
+            select(OrchestrationRun.id)
+            .where(OrchestrationRun.id == run_id)
+            .with_for_update(key_share=True)
+        )
+
     def segment_of(self, run_id: uuid.UUID) -> str | None:
         """The run's active segment id (None before any segment claimed it)."""
         return self.session.scalar(

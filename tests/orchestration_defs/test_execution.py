@@ -6,7 +6,9 @@ import uuid
 
 from dagster import DagsterInstance, DagsterRunStatus
 
+from baton.lifecycle import Lifecycle
 from baton.store.service import RunStore
+from orchestration_defs.compiler.resources import BatonStoreResource
 from tests.helpers import CALLS, ScriptedAgent, compile_text, execute
 
 CHAIN = """
@@ -197,9 +199,17 @@ def test_a_new_segment_reuses_completed_steps_without_calling_their_agent(
     assert not first.success
     run_id = _only_run(url)
     healthy = ScriptedAgent(key=key)
-    # A segment passes the inputs again (Dagster's config requires them); the stored ones win.
-    second = execute(
-        job, dagster_instance, url, agent=healthy, run_id=str(run_id), inputs={"items": [0]}
+    # The retry claims a new segment (the run's active one) and runs the whole job again.
+    segment = Lifecycle(RunStore(url), None, via="test").prepare_retry(run_id, "second", by="ops")
+    second = job.execute_in_process(
+        run_config={"inputs": {"items": [0]}},  # the stored inputs win over these
+        instance=dagster_instance,
+        tags=segment.all_tags,
+        raise_on_error=False,
+        resources={
+            "baton_store": BatonStoreResource(database_url=url),
+            "agent_echo": healthy,
+        },
     )
     assert second.success
     assert CALLS[key]["first"] == 1  # memoized: never called again

@@ -31,7 +31,36 @@ def test_a_decision_with_a_modification_is_recorded_with_its_diff(world: World) 
     events = world.client.get(
         f"/api/v1/runs/{run_id}/events", headers=world.headers("acme", "viewer")
     ).json()["items"]
-    assert events[-1]["type"] == "checkpoint.decided"
+    types = [e["type"] for e in events]
+    assert types[-2:] == ["checkpoint.decided", "segment.launched"]
+    # The fast path: this process claimed the decision and launched the next segment itself.
+    (launch,) = world.gateway.launches
+    assert launch["tags"]["baton/approval_id"] == approval_id
+    assert launch["tags"]["baton/launched_by"] == "api"
+    approval = world.client.get(
+        f"/api/v1/approvals/{approval_id}", headers=world.headers("acme", "viewer")
+    ).json()
+    assert approval["status"] == "resuming" and approval["claimed_by"] == "api"
+    assert approval["launch_error"] is None
+
+
+def test_a_decision_whose_segment_cannot_start_says_why_and_is_left_to_the_sensor(
+    world: World,
+) -> None:
+    _, approval_id = world.waiting_run()
+
+    def refuse(segment: object) -> str:
+        raise RuntimeError("no job 'acme_greet' in code location 'baton'")
+
+    world.gateway.launch = refuse  # type: ignore[method-assign]
+    status, body = _decide(world, approval_id, world.tokens[("acme", "approver")])
+    assert status == 200, body
+    approval = world.client.get(
+        f"/api/v1/approvals/{approval_id}", headers=world.headers("acme", "viewer")
+    ).json()
+    assert approval["status"] == "resuming"
+    assert "no job 'acme_greet'" in approval["launch_error"]
+    assert approval["claimed_at"] is None  # handed back: the sensor takes it at its next tick
 
 
 def test_the_service_rules_map_to_statuses(world: World) -> None:

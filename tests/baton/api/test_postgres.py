@@ -50,7 +50,7 @@ def test_routes_on_postgres(pg_world: World) -> None:
     )
     assert decided.status_code == 200 and decided.json()["status"] == "decided"
     events = w.client.get(f"/api/v1/runs/{run_id}/events", headers=viewer).json()["items"]
-    assert events[-1]["type"] == "checkpoint.decided"
+    assert [e["type"] for e in events][-2:] == ["checkpoint.decided", "segment.launched"]
     assert (
         w.client.get(f"/api/v1/runs/{run_id}", headers=w.headers("other", "admin")).status_code
         == 404

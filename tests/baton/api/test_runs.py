@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from baton.api.dagster import RUN_TAG
+from baton.segments import RUN_TAG, SEGMENT_TAG
 from baton.store.approvals import ApprovalsRepository
 from baton.store.steps import StepsRepository
 from tests.baton.api.world import World
@@ -22,8 +22,10 @@ def test_launch_records_the_run_and_asks_dagster_for_the_job(world: World) -> No
     run_id = response.json()["run_id"]
     (launch,) = world.gateway.launches
     assert launch["job_name"] == "acme_greet"
-    assert launch["run_config"] == {"inputs": {"name": "Ada"}, "baton_run_id": run_id}
+    assert launch["run_config"] == {"inputs": {"name": "Ada"}}  # the run id is in the tags
     assert launch["tags"][RUN_TAG] == run_id
+    # The launched segment is the run's active one: its steps may run.
+    assert world.store.get_run(uuid.UUID(run_id)).segment_id == launch["tags"][SEGMENT_TAG]
     run = world.store.get_run(uuid.UUID(run_id))
     assert (run.status, run.created_by, run.organization) == ("pending", "acme-operator", "acme")
 
@@ -46,7 +48,7 @@ def test_launch_refuses_bad_inputs_naming_the_field(world: World) -> None:
 
 
 def test_a_launch_that_cannot_start_fails_the_run(world: World) -> None:
-    def broken(**_: object) -> str:
+    def broken(_segment: object) -> str:
         raise RuntimeError("code location failed to load")
 
     world.gateway.launch = broken  # type: ignore[method-assign]
@@ -132,7 +134,7 @@ def test_retry_resets_the_failed_step_and_launches_a_new_segment(world: World) -
     with world.store.session() as s:
         assert StepsRepository(s).get(uuid.UUID(run_id), "greet").status == "pending"  # type: ignore[union-attr]
     (launch,) = world.gateway.launches
-    assert launch["run_config"]["baton_run_id"] == run_id
+    assert launch["tags"][RUN_TAG] == run_id
 
 
 def test_skip_marks_the_step_skipped_and_continues(world: World) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from baton.api.app import create_app
 from baton.api.dagster import DagsterGateway
 from baton.approvals import Approvals
 from baton.db.engine import session_scope
+from baton.segments import SegmentPlan
 from baton.settings import ApiSettings, DagsterSettings, Settings
 from baton.store.service import RunStore, StepPlan
 from baton.store.tokens import TokensRepository
@@ -63,10 +63,15 @@ class RecordingGateway(DagsterGateway):
         super().__init__(settings)
         self.launches: list[dict[str, Any]] = []
 
-    def launch(
-        self, *, job_name: str, run_config: Mapping[str, Any], tags: Mapping[str, str]
-    ) -> str:
-        self.launches.append({"job_name": job_name, "run_config": run_config, "tags": tags})
+    def launch(self, segment: SegmentPlan) -> str:
+        self.launches.append(
+            {
+                "job_name": segment.job_name,
+                "run_config": segment.run_config,
+                "tags": segment.all_tags,
+                "segment": segment,
+            }
+        )
         return f"recorded-{len(self.launches)}"
 
 

@@ -13,6 +13,7 @@ from baton.settings import Settings
 from baton.store.service import RunStore
 from baton.store.tokens import TokensRepository
 from tests.baton.api.ui.support import DAGSTER_UI, Deployment, csrf_of
+from tests.baton.api.world import RecordingGateway
 from tests.checkpoint_helpers import pending
 
 
@@ -20,6 +21,8 @@ def client(
     deployment: Deployment, settings: Settings | None = None, base_url: str = "http://testserver"
 ) -> TestClient:
     app = create_app(settings or deployment.settings)
+    # Launches are recorded: these tests are about the page; the browser test resumes for real.
+    app.state.dagster = RecordingGateway(settings or deployment.settings)
     return TestClient(app, base_url=base_url, follow_redirects=False)
 
 
@@ -211,12 +214,14 @@ def test_deciding_with_a_change_records_only_the_change(deployment: Deployment) 
     assert "Decided: <strong>continue</strong>" in notice.text
     assert f'id="approval-{approval.id}"' not in notice.text  # no longer pending
     decided = Approvals(RunStore(deployment.url)).get(approval.id)
-    assert decided.status == "decided" and decided.decided_by == "ann"
+    # The page's process claimed the decision and launched the next segment at once.
+    assert decided.status == "resuming" and decided.claimed_by == "page"
+    assert decided.decided_by == "ann" and decided.launch_error is None
     assert decided.comment == "better title"
     assert decided.modifications == {"title": "Dagster approvals"}
     assert list(decided.diff or {}) == ["title"]
     page = c.get(f"/ui/approvals/{approval.id}")
-    assert "Status: <strong>decided</strong>" in page.text and 'class="decide"' not in page.text
+    assert "Status: <strong>resuming</strong>" in page.text and 'class="decide"' not in page.text
     assert "ann: <strong>continue</strong>" in page.text and "better title" in page.text
     refused = decide(c, approval.id, decision="abort")
     assert refused.status_code == 409
