@@ -154,9 +154,7 @@ def evaluate(store: RunStore, item: InboxItem, specs: Sequence[OrchestrationSpec
     return Outcome(requests, notes)
 
 
-def build_webhook_sensor(
-    job_names: Sequence[str], jobs: Sequence[object] = ()
-) -> SensorDefinition:
+def build_webhook_sensor(job_names: Sequence[str], jobs: Sequence[object] = ()) -> SensorDefinition:
     """The sensor for the code location's jobs ``job_names``.
 
     It targets no job itself: ``sensors.definitions.targeting`` lets it launch the jobs by
