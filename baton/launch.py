@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,6 +191,16 @@ class SegmentLauncher:
         running = self.instance.get_runs_count(RunsFilter(statuses=IN_PROGRESS_RUN_STATUSES))
         return bool(running < limit)
 
+    def settle(
+        self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
+    ) -> None:
+        """Show an ended run's true status on its segments (``baton.dagster_status``)."""
+        from baton.dagster_status import settle_run
+
+        settle_run(
+            self.instance, run_id, status, last_dagster_run_id=last_dagster_run_id, reason=reason
+        )
+
     def close(self) -> None:
         with self._lock:
             if self._context is not None:
@@ -227,6 +238,19 @@ class OneShotLauncher:
 
     def launch(self, segment: SegmentPlan) -> str:
         return launch_once(self.settings, segment)
+
+    def settle(
+        self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
+    ) -> None:
+        from dagster import DagsterInstance
+
+        from baton.dagster_home import ensure_dagster_home
+
+        ensure_dagster_home(self.settings)
+        with DagsterInstance.get() as instance:
+            SegmentLauncher(instance, self.settings, keep=False).settle(
+                run_id, status, last_dagster_run_id=last_dagster_run_id, reason=reason
+            )
 
 
 __all__ = ["LaunchError", "OneShotLauncher", "SegmentLauncher", "launch_once", "workspace"]

@@ -94,6 +94,12 @@ def load_checked(settings: Settings) -> list[LoadedDefinition]:
     return loaded
 
 
+def library_slugs(settings: Settings) -> list[str]:
+    """The slugs of the valid files in the library folders."""
+    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
+    return sorted({item.spec.slug for item in _valid(loaded, errors)})
+
+
 def find_latest(settings: Settings, slug: str) -> LoadedDefinition | None:
     """The newest valid version of ``slug`` in the library, or None.
 

@@ -30,9 +30,17 @@ PAST = {"retry": "retried", "skip": "skipped"}
 
 
 class Launcher(Protocol):
-    """Starts a segment in Dagster (``baton.launch.SegmentLauncher`` and the API's gateway)."""
+    """Dagster as the lifecycle needs it (``baton.launch.SegmentLauncher``, the API's gateway)."""
 
-    def launch(self, segment: segments.SegmentPlan) -> str: ...
+    def launch(self, segment: segments.SegmentPlan) -> str:
+        """Start a segment; returns its Dagster run id."""
+        ...
+
+    def settle(
+        self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
+    ) -> None:
+        """Show an ended run's true status on its segments (``baton.dagster_status``)."""
+        ...
 
 
 class LifecycleError(Exception):
@@ -124,7 +132,10 @@ class Lifecycle:
         """
         approvals = Approvals(self.store)
         claim = approvals.claim(approval_id, by=self.via)
-        if claim is None or not claim.launch:
+        if claim is None:
+            return None
+        if not claim.launch:  # an abort decision: nothing to launch, the run has ended
+            self._settle(claim.run_id, claim.last_dagster_run_id, "aborted", "aborted by decision")
             return None
         return self.launch_claim(claim)
 
@@ -176,7 +187,9 @@ class Lifecycle:
                     "cancelled_approvals": [str(a) for a in cancelled],
                 },
             )
-            return run
+        # After the commit: a segment still running is canceled, an ended one shows Canceled.
+        self._settle(run.id, run.last_dagster_run_id, "aborted", reason)
+        return run
 
     def retry_step(
         self, run_id: uuid.UUID, step_id: str, *, by: str, organization: str | None = None
@@ -270,6 +283,18 @@ class Lifecycle:
             inputs = dict(run.inputs)
         tags = {segments.LAUNCHED_BY_TAG: self.via, segments.USER_TAG: user}
         return segments.plan(run_id, job=job, inputs=inputs, tags=tags)
+
+    def _settle(
+        self, run_id: uuid.UUID, last_dagster_run_id: str | None, status: str, reason: str
+    ) -> None:
+        if self.launcher is None:
+            return  # baton_segment_status_sensor settles it within its interval
+        try:
+            self.launcher.settle(
+                run_id, status, last_dagster_run_id=last_dagster_run_id, reason=reason
+            )
+        except Exception as exc:  # the run ended in Baton either way; the sensor retries
+            log.warning("could not settle Dagster runs of %s: %s", run_id, type(exc).__name__)
 
     def _launch(self, segment: segments.SegmentPlan, *, fail_run: bool) -> Launched:
         if self.launcher is None:

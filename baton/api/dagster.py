@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,16 @@ class DagsterGateway:
                 self._launcher = SegmentLauncher(instance, self.settings, keep=True)
             launcher = self._launcher
         return launcher.launch(segment)
+
+    def settle(
+        self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
+    ) -> None:
+        """Show an ended run's true status on its segments (``baton.dagster_status``)."""
+        from baton.dagster_status import settle_run
+
+        settle_run(
+            self.instance(), run_id, status, last_dagster_run_id=last_dagster_run_id, reason=reason
+        )
 
     def segments(self, run_id: str) -> list[dict[str, Any]]:
         """The Dagster runs tagged with this orchestration run, oldest first."""

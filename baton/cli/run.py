@@ -12,9 +12,10 @@ from typing import Any
 from baton.approvals import Approvals
 from baton.cli.output import dumps, error
 from baton.launch import OneShotLauncher
-from baton.library import find_latest, load_and_register, prepare_database
+from baton.library import find_latest, library_slugs, load_and_register, prepare_database
 from baton.lifecycle import Lifecycle
 from baton.settings import Settings, get_settings
+from baton.slugs import UnknownSlug, resolve_slug
 from baton.state import TERMINAL_RUN_STATUSES
 from baton.store.service import RunStore
 from orchestration_defs.language.errors import SpecErrors
@@ -73,12 +74,17 @@ def run(args: argparse.Namespace) -> int:
         error(str(exc))
         return 2
     try:
-        item = find_latest(settings, args.slug)
+        slug = resolve_slug(args.slug, library_slugs(settings))  # a job name is fine too
+    except UnknownSlug as exc:
+        error(f"{exc.message} (library: {settings.library_dir})")
+        return 1
+    try:
+        item = find_latest(settings, slug)
     except SpecErrors as exc:
         error(f"the library has invalid definitions:\n{exc}")
         return 1
     if item is None:
-        error(f"no orchestration '{args.slug}' in the library ({settings.library_dir})")
+        error(f"no orchestration '{slug}' in the library ({settings.library_dir})")
         return 1
     try:
         inputs = resolve_inputs(item.spec.inputs, given)

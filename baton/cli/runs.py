@@ -193,8 +193,6 @@ def abort_run(args: argparse.Namespace) -> int:
     except LifecycleError as exc:
         error(str(exc))
         return 1
-    if run.last_dagster_run_id:
-        _cancel_dagster_run(run.last_dagster_run_id)
     print(f"run {run.id} aborted")
     return 0
 
@@ -217,15 +215,3 @@ def step_action(args: argparse.Namespace) -> int:
         f"{launched.dagster_run_id}"
     )
     return 0
-
-
-def _cancel_dagster_run(dagster_run_id: str) -> None:
-    from dagster import DagsterInstance
-
-    from baton.dagster_home import ensure_dagster_home
-
-    ensure_dagster_home(get_settings())
-    with DagsterInstance.get() as instance:
-        run = instance.get_run_by_id(dagster_run_id)
-        if run is not None and not run.is_finished:
-            instance.run_coordinator.cancel_run(dagster_run_id)

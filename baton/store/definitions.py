@@ -58,6 +58,16 @@ class DefinitionsRepository:
             .order_by(OrchestrationDefinition.slug, OrchestrationDefinition.version)
         ).all()
 
+    def slugs(self, organization: str) -> list[str]:
+        """Every slug stored for an organization (for "did you mean")."""
+        return list(
+            self.session.scalars(
+                select(OrchestrationDefinition.slug)
+                .where(OrchestrationDefinition.organization == organization)
+                .distinct()
+            )
+        )
+
     def list(
         self,
         organization: str,

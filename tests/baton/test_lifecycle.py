@@ -59,6 +59,14 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
     fail_with: str | None = None
 
+    settled: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+
+    def settle(
+        self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
+    ) -> None:
+        with self.lock:
+            self.settled.append((run_id, status))
+
     def launch(self, segment: SegmentPlan) -> str:
         if self.fail_with:
             raise RuntimeError(self.fail_with)
@@ -237,6 +245,7 @@ def test_twenty_decisions_racing_an_abort_launch_at_most_once_and_leave_nothing_
             assert run.status != "aborted" and launched == 1
         else:
             assert run.status == "aborted" and run.segment_id is None
+            assert (run_id, "aborted") in world.recorder.settled  # Dagster shows Canceled
         outcomes[f"{run.status}/{approval.status}"] += 1
     assert sum(outcomes.values()) == 20
 

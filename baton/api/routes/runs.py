@@ -20,6 +20,7 @@ from baton.api.queries import RunFilters, runs_page, scoped_run
 from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSummary, StepAction
 from baton.db.models import OrchestrationRun
 from baton.lifecycle import Lifecycle, LifecycleError
+from baton.slugs import UnknownSlug, resolve_slug
 from baton.store.approvals import ApprovalsRepository
 from baton.store.definitions import DefinitionsRepository
 from baton.store.runs import RunsRepository
@@ -62,7 +63,14 @@ def launch_run(
     marks the run failed with the reason). Inputs are checked first: 422 names the input.
     """
     with store.session() as s:
-        definition = DefinitionsRepository(s).latest(principal.organization, body.orchestration)
+        repo = DefinitionsRepository(s)
+        try:  # the Dagster job name (content_review) names its orchestration too
+            slug = resolve_slug(body.orchestration, repo.slugs(principal.organization))
+        except UnknownSlug as exc:
+            raise ApiError(
+                422, "invalid", f"orchestration: {exc.message}", field="orchestration"
+            ) from exc
+        definition = repo.latest(principal.organization, slug)
     if definition is None:
         raise ApiError(
             422,
@@ -186,13 +194,6 @@ def abort_run(
         run = lifecycle.abort(run_id, by=principal.user_name, organization=principal.organization)
     except LifecycleError as exc:
         raise _api_error(exc) from exc
-    if run.last_dagster_run_id:
-        try:
-            dagster.cancel(run.last_dagster_run_id)
-        except Exception as exc:  # the run is aborted in Baton either way
-            log.warning(
-                "could not cancel Dagster run %s: %s", run.last_dagster_run_id, type(exc).__name__
-            )
     return views.run_summary(run)
 
 

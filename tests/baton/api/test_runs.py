@@ -30,6 +30,21 @@ def test_launch_records_the_run_and_asks_dagster_for_the_job(world: World) -> No
     assert (run.status, run.created_by, run.organization) == ("pending", "acme-operator", "acme")
 
 
+def test_launch_takes_the_job_name_and_suggests_the_slug(world: World) -> None:
+    headers = world.headers("acme", "operator")
+    ok = world.client.post(
+        "/api/v1/runs",
+        json={"orchestration": "acme_greet", "inputs": {"name": "A"}},
+        headers=headers,
+    )
+    assert ok.status_code == 202 and ok.json()["orchestration"] == "acme-greet", ok.text
+    typo = world.client.post(
+        "/api/v1/runs", json={"orchestration": "acme-gret", "inputs": {}}, headers=headers
+    )
+    assert typo.status_code == 422
+    assert "did you mean 'acme-greet'?" in typo.json()["error"]["message"]
+
+
 def test_launch_refuses_bad_inputs_naming_the_field(world: World) -> None:
     headers = world.headers("acme", "operator")
     cases = [

@@ -77,6 +77,11 @@ def test_missing_required_input_is_refused_before_any_run(
 def test_unknown_orchestration_and_bad_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "nope"]) == 1
     assert "no orchestration 'nope'" in capsys.readouterr().err
+    assert main(["run", "helo"]) == 1
+    assert "did you mean 'hello'?" in capsys.readouterr().err
+    # The Dagster job name is accepted for its orchestration (then the inputs are checked).
+    assert main(["run", "hello__v1", "-i", "name=5"]) == 1
+    assert "input 'name' must be of type string" in capsys.readouterr().err
     assert main(["run", "hello", "-i", "name=5"]) == 1
     assert "input 'name' must be of type string" in capsys.readouterr().err
     assert main(["run", "hello", "-i", "novalue"]) == 2
