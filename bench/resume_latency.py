@@ -190,7 +190,12 @@ class Deployment:
             self.proc.wait(10)
         from baton.warm_launcher import client
 
-        client.stop(self.home)  # the zygote has a session of its own
+        # The zygote has a session of its own; a process still shutting down may hold a lease.
+        for _ in range(3):
+            client.stop(self.home)
+            with contextlib.suppress(TimeoutError):
+                _wait("the zygote to exit", lambda: client.ping(self.home) is None, 10, 0.2)
+                return
 
 
 @contextlib.contextmanager
@@ -214,11 +219,11 @@ def _store() -> Any:
     return RunStore(get_settings().db_url)
 
 
-def _instance(home: Path) -> Any:
+def _instance(home: Path, overrides: dict[str, Any] | None = None) -> Any:
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    return DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=overrides))
 
 
 def _events(store: Any, run_id: uuid.UUID) -> list[Any]:
@@ -248,8 +253,8 @@ def _dagster_marks(instance: Any, dagster_run_id: str) -> dict[str, float]:
         kind = event.event_type.name  # the value of RUN_START is still PIPELINE_START
         if kind in ("RUN_ENQUEUED", "RUN_DEQUEUED", "RUN_STARTING", "RUN_START"):
             marks.setdefault(kind, entry.timestamp)
-        elif kind == "STEP_START" and event.step_key:
-            marks.setdefault(f"STEP_START {event.step_key.split('__')[-1]}", entry.timestamp)
+        elif kind in ("STEP_START", "STEP_SUCCESS") and event.step_key:
+            marks.setdefault(f"{kind} {event.step_key.split('__')[-1]}", entry.timestamp)
     return marks
 
 
@@ -375,8 +380,14 @@ def decide_series(dep: Deployment, count: int, stagger: float, *, fast: bool) ->
 # part 3: the floor ----------------------------------------------------------------------------
 
 
-def floor_series(dep: Deployment, count: int) -> dict[str, list[float]]:
-    """A bare one-op job on the deployment's instance: launch -> its op's code starting."""
+DEFAULT_LAUNCHER = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
+
+
+def floor_series(dep: Deployment, count: int, *, default: bool = False) -> dict[str, list[float]]:
+    """A bare one-op job on the deployment's instance: launch -> its op's code starting.
+
+    ``default``: with Dagster's DefaultRunLauncher instead of the instance's (context only).
+    """
     from dagster._core.workspace.load_target import PythonFileTarget
 
     module = dep.data / "bare_bench_job.py"
@@ -390,7 +401,11 @@ def floor_series(dep: Deployment, count: int) -> dict[str, list[float]]:
         location_name="bare",
     )
     samples: dict[str, list[float]] = {"whole launch": [], "launch_run only": []}
-    with _instance(dep.home) as instance, _bare_workspace(instance, target, dep) as ws:
+    overrides = {"run_launcher": DEFAULT_LAUNCHER} if default else None
+    with (
+        _instance(dep.home, overrides) as instance,
+        _bare_workspace(instance, target, dep) as ws,
+    ):
         samples["launcher"] = [type(instance.run_launcher).__name__]  # type: ignore[list-item]
         _bare_once(instance, ws, out)  # warm-up: the code server's first plan, a lease
         for _ in range(count):
@@ -544,6 +559,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if floor:
         summaries["floor"] = _summary(floor["whole launch"])
         summaries["floor_launch_run"] = _summary(floor["launch_run only"])
+    if "floor_default" in results:
+        summaries["floor_default"] = _summary(results["floor_default"]["whole launch"])
     for size, samples in results.get("runstart", {}).items():
         summaries[f"runstart_{size}"] = _summary([s.seconds for s in samples])
     out.write(_header(args))
@@ -595,6 +612,9 @@ def _rows(summaries: dict[str, Any], args: argparse.Namespace, floor: Any) -> li
                          summaries["floor"], "-", "-"))  # fmt: skip
         rows.append(_row("floor: bare job, launch_run -> op", summaries["floor_launch_run"],
                          "-", "-"))  # fmt: skip
+    if "floor_default" in summaries:
+        rows.append(_row("context: the same with Dagster's DefaultRunLauncher",
+                         summaries["floor_default"], "-", "-"))  # fmt: skip
     for size in ("1", str(args.definitions)):
         if f"runstart_{size}" in summaries:
             rows.append(_row(f"run start, {size} definition(s): POST /runs -> s0 step.started",
@@ -637,8 +657,9 @@ def _to_json(results: dict[str, Any], summary: dict[str, Any], args: argparse.Na
     for key in ("fast", "sensor"):
         if key in results:
             raw[key] = series(results[key])
-    if "floor" in results:
-        raw["floor"] = results["floor"]
+    for key in ("floor", "floor_default"):
+        if key in results:
+            raw[key] = results[key]
     if "runstart" in results:
         raw["runstart"] = {size: series(s) for size, s in results["runstart"].items()}
     return {
@@ -689,6 +710,7 @@ def _measure(base: Path, parts: set[str], args: argparse.Namespace) -> dict[str,
                 results["sensor"] = decide_series(dep, args.decisions, args.stagger, fast=False)
             if "floor" in parts:
                 results["floor"] = floor_series(dep, args.decisions)
+                results["floor_default"] = floor_series(dep, args.decisions, default=True)
     if "runstart" in parts:
         results["runstart"] = runstart_series(base, args.definitions, args.steps, args.launches)
     return results
