@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagster import (
@@ -50,6 +50,7 @@ class Outcome:
 
     requests: list[RunRequest]
     notes: list[str]
+    waiting: list[str] = field(default_factory=list)
 
 
 def run_key(source: str, webhook_id: str, slug: str) -> str:
@@ -61,8 +62,14 @@ def webhook_run_id(source: str, webhook_id: str, slug: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{source}/{webhook_id}/{slug}")
 
 
-def triggered_specs(store: RunStore, job_names: Sequence[str]) -> list[OrchestrationSpec]:
-    """The newest stored version of each orchestration of the code location that has triggers."""
+def triggered_specs(
+    store: RunStore, job_names: Sequence[str] | None = None
+) -> list[OrchestrationSpec]:
+    """The newest stored version of each orchestration that has triggers.
+
+    All of them, whether or not the code location has their job: a webhook for a job that is
+    missing waits in the inbox (saying so) instead of being dropped. ``job_names`` is unused.
+    """
     d = OrchestrationDefinition
     newest = (
         select(d.organization, d.slug, func.max(d.version).label("version"))
@@ -78,7 +85,7 @@ def triggered_specs(store: RunStore, job_names: Sequence[str]) -> list[Orchestra
     specs = []
     with store.session() as s:
         for row in s.scalars(query):
-            if row.spec.get("triggers") and segments.job_name(row.slug) in job_names:
+            if row.spec.get("triggers"):
                 specs.append(OrchestrationSpec.model_validate(row.spec))
     return specs
 
@@ -135,10 +142,17 @@ def _fire(trigger: WebhookTriggerSpec, spec: OrchestrationSpec, item: InboxItem)
         return f"{spec.slug}: {exc}"
 
 
-def evaluate(store: RunStore, item: InboxItem, specs: Sequence[OrchestrationSpec]) -> Outcome:
-    """The runs one stored webhook starts."""
+def evaluate(
+    store: RunStore,
+    item: InboxItem,
+    specs: Sequence[OrchestrationSpec],
+    job_names: Sequence[str] | None = None,
+) -> Outcome:
+    """The runs one stored webhook starts, and the triggers that fired for a job the code
+    location does not have (``job_names``), which wait."""
     requests: list[RunRequest] = []
     notes: list[str] = []
+    waiting: list[str] = []
     for spec in specs:
         if spec.organization != item.organization:
             continue  # a source only starts runs of its own organization
@@ -149,9 +163,31 @@ def evaluate(store: RunStore, item: InboxItem, specs: Sequence[OrchestrationSpec
             if isinstance(fired, str):
                 notes.append(fired)
                 continue
-            requests.append(_request(store, item, spec, fired))
+            if job_names is not None and spec.job_name not in job_names:
+                waiting.append(f"{spec.slug}: job '{spec.job_name}' is not in the code location")
+            else:
+                requests.append(_request(store, item, spec, fired))
             break  # one run per orchestration and webhook, whichever trigger fired first
-    return Outcome(requests, notes)
+    return Outcome(requests, notes, waiting)
+
+
+def _record(
+    context: SensorEvaluationContext, inbox: Inbox, item: InboxItem, outcome: Outcome
+) -> None:
+    """What became of one webhook, on its inbox row: processed, ignored, or still waiting."""
+    keys = [r.run_key for r in outcome.requests]
+    result: dict[str, Any] = {"run_keys": keys, "notes": outcome.notes}
+    if outcome.waiting:
+        result["waiting"] = outcome.waiting
+        status = "pending"
+        context.log.warning(
+            f"webhook {item.source}/{item.webhook_id} waits: {'; '.join(outcome.waiting)}"
+        )
+    else:
+        status = "processed" if keys else "ignored"
+        if not keys:
+            context.log.info(f"webhook {item.source}/{item.webhook_id}: no run started")
+    inbox.mark(item.id, status, result)
 
 
 def build_webhook_sensor(job_names: Sequence[str], jobs: Sequence[object] = ()) -> SensorDefinition:
@@ -172,27 +208,25 @@ def build_webhook_sensor(job_names: Sequence[str], jobs: Sequence[object] = ()) 
     ) -> SensorResult | SkipReason:
         store = baton_store.store()
         inbox = Inbox(store.url)
-        items = inbox.pending(after=int(context.cursor or 0), limit=BATCH, any_status=True)
-        if not items:
+        after = int(context.cursor or 0)
+        new = inbox.pending(after=after, limit=BATCH, any_status=True)
+        held = inbox.held(upto=after, limit=BATCH)  # waiting for a job: asked again each tick
+        if not new and not held:
             return SkipReason("no new webhooks in the inbox")
-        specs = triggered_specs(store, job_names)
+        specs = triggered_specs(store)
         requests: list[RunRequest] = []
-        for item in items:
-            outcome = evaluate(store, item, specs)
+        waiting = 0
+        for item in [*held, *new]:
+            outcome = evaluate(store, item, specs, job_names)
             requests.extend(outcome.requests)
-            keys = [r.run_key for r in outcome.requests]
-            status = "processed" if keys else "ignored"
-            inbox.mark(item.id, status, {"run_keys": keys, "notes": outcome.notes})
-            if not keys:
-                context.log.info(f"webhook {item.source}/{item.webhook_id}: no run started")
-        cursor = str(items[-1].id)
+            _record(context, inbox, item, outcome)
+            waiting += bool(outcome.waiting)
+        cursor = str(new[-1].id) if new else context.cursor
         if not requests:
-            return SensorResult(
-                skip_reason=SkipReason(
-                    f"{len(items)} webhook(s) matched no trigger (see result in webhook_inbox)"
-                ),
-                cursor=cursor,
-            )
+            why = f"{len(new)} new webhook(s) matched no trigger (see result in webhook_inbox)"
+            if waiting:
+                why = f"{waiting} webhook(s) wait for a job the code location does not have"
+            return SensorResult(skip_reason=SkipReason(why), cursor=cursor)
         return SensorResult(run_requests=requests, cursor=cursor)
 
     return baton_webhook_sensor

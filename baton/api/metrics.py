@@ -7,6 +7,7 @@ that only this process sees (inbound webhooks) live in ``PROCESS_REGISTRY``.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from baton.db.engine import get_engine, session_scope
 from baton.db.models import HumanApproval, OrchestrationRun, OrchestrationStep
+from baton.doctor import KINDS, waiting_on_system
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,20 @@ def _deliveries(session: Session) -> Iterator[Metric]:
     yield family
 
 
+def _waiting(session: Session) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "baton_waiting_on_system",
+        "Things that wait on the system rather than on a person (baton doctor lists them): "
+        "decided approvals not claimed, claimed ones whose segment has not started, runs no "
+        "Dagster run started, webhooks that started no run, invalid library files.",
+        labels=["kind"],
+    )
+    counts = collections.Counter(w.kind for w in waiting_on_system(session))
+    for kind in KINDS:
+        family.add_metric([kind], counts.get(kind, 0))
+    return family
+
+
 class DatabaseCollector(Collector):
     """Reads run, step, approval and delivery metrics from Baton's tables at scrape time."""
 
@@ -210,6 +226,7 @@ class DatabaseCollector(Collector):
                 _step_retries(session),
                 _approvals_pending(session),
                 _approval_wait(session),
+                _waiting(session),
                 *_deliveries(session),
             ]
 

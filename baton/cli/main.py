@@ -12,6 +12,7 @@ from baton.cli import (
     approvals,
     db,
     define,
+    doctor,
     library,
     run,
     runs,
@@ -26,7 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="baton", description="YAML orchestrations of AI agents, run on Dagster."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (define, library, db, run, runs, approvals, agents, tokens, api, up, webhooks):
+    for module in (
+        define,
+        library,
+        db,
+        run,
+        runs,
+        approvals,
+        doctor,
+        agents,
+        tokens,
+        api,
+        up,
+        webhooks,
+    ):
         module.add_parsers(sub)
     return parser
 

@@ -147,6 +147,8 @@ def show_inbox(args: argparse.Namespace) -> int:
                     "webhook_id": i.webhook_id,
                     "status": i.status,
                     "received_at": i.received_at,
+                    # The run keys requested, why none was, or what it waits for.
+                    "result": i.result,
                 }
                 for i in items
             ]

@@ -30,6 +30,7 @@ class InboxItem:
     body: Any
     status: str
     received_at: datetime
+    result: dict[str, Any] | None = None
 
 
 class Inbox:
@@ -66,13 +67,26 @@ class Inbox:
         with session_scope(self.url) as s:
             return [_item(r) for r in s.scalars(query)]
 
+    def held(self, *, upto: int, limit: int = 100) -> Sequence[InboxItem]:
+        """Webhooks at or below ``upto`` still pending: those whose trigger waits for a job."""
+        query = (
+            select(WebhookInbox)
+            .where(WebhookInbox.id <= upto, WebhookInbox.status == "pending")
+            .order_by(WebhookInbox.id)
+            .limit(limit)
+        )
+        with session_scope(self.url) as s:
+            return [_item(r) for r in s.scalars(query)]
+
     def mark(self, inbox_id: int, status: str, result: dict[str, Any]) -> None:
-        """Record what the sensor did with a webhook (``processed`` or ``ignored``)."""
+        """Record what the sensor did with a webhook: ``processed``, ``ignored``, or still
+        ``pending`` (a trigger fired for a job the code location lacks; ``result`` says so)."""
+        done = None if status == "pending" else utcnow()
         with session_scope(self.url) as s:
             s.execute(
                 update(WebhookInbox)
                 .where(WebhookInbox.id == inbox_id)
-                .values(status=status, result=result, processed_at=utcnow())
+                .values(status=status, result=result, processed_at=done)
             )
 
     def list(self, *, source: str | None = None, limit: int = 100) -> Sequence[InboxItem]:
@@ -97,4 +111,5 @@ def _item(row: WebhookInbox) -> InboxItem:
         row.body,
         row.status,
         row.received_at,
+        row.result,
     )

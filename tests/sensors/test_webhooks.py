@@ -20,6 +20,8 @@ from pydantic import SecretStr
 
 from agent_resources.resources import EchoAgentResource
 from baton.api.app import create_app
+from baton.db.models import utcnow
+from baton.doctor import GRACE, waiting_on_system
 from baton.settings import Settings
 from baton.store.service import RunStore
 from baton.webhooks.inbox import Inbox
@@ -86,8 +88,11 @@ class Harness:
             source="github", organization="acme", webhook_id=webhook_id, body=body
         )
 
-    def tick(self, cursor: str | None = None) -> tuple[list[RunRequest], str | None, str]:
-        sensor = build_webhook_sensor([self.job.name, self.other.name], [self.job, self.other])
+    def tick(
+        self, cursor: str | None = None, job_names: list[str] | None = None
+    ) -> tuple[list[RunRequest], str | None, str]:
+        names = [self.job.name, self.other.name] if job_names is None else job_names
+        sensor = build_webhook_sensor(names)
         context = build_sensor_context(
             instance=self.instance,
             cursor=cursor,
@@ -215,3 +220,22 @@ def test_definitions_include_the_webhook_and_delivery_sensors(harness: Harness) 
 
     names = {s.name for s in sensor_definitions([harness.job]).sensors}
     assert {"baton_webhook_sensor", "webhook_delivery_sensor"} <= names
+
+
+def test_a_webhook_for_a_job_the_location_lacks_waits_and_says_why(harness: Harness) -> None:
+    harness.store("msg_w", OPENED)
+    requests, cursor, skip = harness.tick(job_names=[harness.other.name])
+    assert requests == [] and "wait for a job the code location does not have" in skip
+    [item] = [i for i in harness.inbox.list() if i.webhook_id == "msg_w"]
+    assert item.status == "pending"
+    assert item.result["waiting"] == ["pr-review: job 'pr_review' is not in the code location"]
+    with RunStore(harness.url).session() as s:
+        [waiting] = [
+            w for w in waiting_on_system(s, now=utcnow() + GRACE * 2) if w.kind == "webhook"
+        ]
+    assert waiting.id == "github/msg_w" and "pr_review" in waiting.reason
+    # The job is back: the webhook starts its run once, though it is below the cursor.
+    [request], cursor, _ = harness.tick(cursor)
+    assert request.run_key == "webhook-github-msg_w-pr-review"
+    assert harness.run(request).success
+    assert harness.tick(cursor)[0] == []

@@ -1,0 +1,180 @@
+"""What waits on the system rather than on a person, and why.
+
+Every waiting state Baton has is either progressing or listed here with its reason: decided
+approvals no one claimed (is the daemon running?), claimed approvals whose segment has not
+started (the launch failed, the job is missing, the claimer died), runs launched that no
+Dagster run picked up, webhooks in the inbox that started no run, and invalid library files.
+``baton doctor`` prints it; ``/metrics`` counts it (``baton_waiting_on_system``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from baton.db.models import (
+    HumanApproval,
+    LibraryFile,
+    OrchestrationEvent,
+    OrchestrationRun,
+    WebhookInbox,
+    utcnow,
+)
+
+# How long a state may last before it counts as waiting on the system: a healthy deployment
+# moves a decision, a launch or a webhook on well within it (sensors tick every 5 s).
+GRACE = timedelta(seconds=30)
+KINDS = ("approval_unclaimed", "approval_not_launched", "run_not_started", "webhook", "library")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One thing that waits on the system."""
+
+    kind: str
+    id: str
+    since: datetime | None
+    reason: str
+    run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "id": self.id,
+            "run_id": self.run_id,
+            "since": self.since.isoformat() if self.since else None,
+            "reason": self.reason,
+        }
+
+
+def waiting_on_system(s: Session, now: datetime | None = None) -> list[Waiting]:
+    """Everything that waits on the system now, oldest first within each kind."""
+    now = now or utcnow()
+    found = [
+        *_unclaimed(s, now),
+        *_not_launched(s, now),
+        *_runs_not_started(s, now),
+        *_webhooks(s, now),
+        *_library(s),
+    ]
+    return found
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=utcnow().tzinfo)
+    return value
+
+
+def _unclaimed(s: Session, now: datetime) -> list[Waiting]:
+    rows = s.scalars(
+        select(HumanApproval)
+        .where(HumanApproval.status == "decided", HumanApproval.decided_at < now - GRACE)
+        .order_by(HumanApproval.decided_at)
+    )
+    return [
+        Waiting(
+            "approval_unclaimed",
+            str(a.id),
+            _aware(a.decided_at),
+            "decided but not claimed: no process launched its segment and the approval "
+            "sensor has not picked it up (is the Dagster daemon running?)",
+            str(a.run_id),
+        )
+        for a in rows
+    ]
+
+
+def _not_launched(s: Session, now: datetime) -> list[Waiting]:
+    waiting = []
+    rows = s.scalars(
+        select(HumanApproval)
+        .where(HumanApproval.status == "resuming")
+        .order_by(HumanApproval.decided_at)
+    )
+    for a in rows:
+        claimed = _aware(a.claimed_at) or _aware(a.decided_at)
+        if a.launch_error:
+            reason = f"{a.launch_error} (the approval sensor retries)"
+        elif claimed is not None and claimed < now - GRACE and not _started_since(s, a, claimed):
+            reason = f"claimed by {a.claimed_by or '?'} but no segment has started"
+        else:
+            continue
+        waiting.append(Waiting("approval_not_launched", str(a.id), claimed, reason, str(a.run_id)))
+    return waiting
+
+
+def _started_since(s: Session, approval: HumanApproval, since: datetime) -> bool:
+    started = s.scalar(
+        select(func.count())
+        .select_from(OrchestrationEvent)
+        .where(
+            OrchestrationEvent.run_id == approval.run_id,
+            OrchestrationEvent.type == "run.segment_started",
+            OrchestrationEvent.created_at >= since,
+        )
+    )
+    return bool(started)
+
+
+def _runs_not_started(s: Session, now: datetime) -> list[Waiting]:
+    rows = s.scalars(
+        select(OrchestrationRun)
+        .where(
+            OrchestrationRun.status == "pending",
+            OrchestrationRun.created_at < now - GRACE,
+            OrchestrationRun.deleted_at.is_(None),
+        )
+        .order_by(OrchestrationRun.created_at)
+    )
+    return [
+        Waiting(
+            "run_not_started",
+            str(r.id),
+            _aware(r.created_at),
+            "created but no Dagster run has started it (queued behind the run limit, the "
+            "daemon is down, or its launch was lost)",
+            str(r.id),
+        )
+        for r in rows
+    ]
+
+
+def _webhooks(s: Session, now: datetime) -> list[Waiting]:
+    rows = s.scalars(
+        select(WebhookInbox)
+        .where(WebhookInbox.status == "pending", WebhookInbox.received_at < now - GRACE)
+        .order_by(WebhookInbox.id)
+    )
+    waiting = []
+    for w in rows:
+        held = (w.result or {}).get("waiting")
+        reason = (
+            "; ".join(held)
+            if held
+            else "not yet turned into a run (is the Dagster daemon running its webhook sensor?)"
+        )
+        waiting.append(
+            Waiting("webhook", f"{w.source}/{w.webhook_id}", _aware(w.received_at), reason)
+        )
+    return waiting
+
+
+def _library(s: Session) -> list[Waiting]:
+    rows = s.scalars(select(LibraryFile).order_by(LibraryFile.path))
+    return [
+        Waiting(
+            "library",
+            f.path,
+            _aware(f.synced_at),
+            "invalid, left out of the code location: "
+            + "; ".join(str(e.get("text") or e.get("message")) for e in f.errors),
+        )
+        for f in rows
+        if f.errors
+    ]
