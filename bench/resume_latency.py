@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -107,6 +108,7 @@ class Deployment:
     api: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    sensor_interval: int | None = None
 
     @property
     def home(self) -> Path:
@@ -122,6 +124,8 @@ class Deployment:
             BATON_API__LAUNCH_PER_MINUTE="100000",
             BATON_API__DECIDE_PER_MINUTE="100000",
         )
+        if self.sensor_interval is not None:
+            self.env["BATON_SENSORS__APPROVAL_INTERVAL_SECONDS"] = str(self.sensor_interval)
         if self.library is not None:
             self.env["BATON_LIBRARY_DIR"] = str(self.library)
         # This process reads the same store and instance as the deployment.
@@ -199,8 +203,10 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(base: Path, name: str, library: Path | None = None) -> Iterator[Deployment]:
-    dep = Deployment(data=base / name, library=library)
+def deployment(
+    base: Path, name: str, library: Path | None = None, sensor_interval: int | None = None
+) -> Iterator[Deployment]:
+    dep = Deployment(data=base / name, library=library, sensor_interval=sensor_interval)
     dep.data.mkdir(parents=True)
     try:
         dep.start()
@@ -375,6 +381,20 @@ def decide_series(dep: Deployment, count: int, stagger: float, *, fast: bool) ->
             time.sleep(max(0.0, began + stagger - time.time()))
         time.sleep(1)  # the last one's segment writes its events
         return [_collect(store, instance, a, t, extra) for a, t, extra in decided]
+
+
+def sensor_ticks(dep: Deployment, after: float, before: float) -> list[float]:
+    """Start times of the approval sensor's ticks in the window: its real period."""
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    with _instance(dep.home) as instance:
+        for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+            if state.instigator_name == "baton_approval_sensor":
+                ticks = instance.get_ticks(
+                    state.instigator_origin_id, state.selector_id, before=before, after=after
+                )
+                return sorted(tick.timestamp for tick in ticks)
+    return []
 
 
 # part 3: the floor ----------------------------------------------------------------------------
@@ -572,6 +592,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         met = "yes" if ratio <= TARGETS["ratio"] else "NO"
         out.write(f"\nrun start ratio {args.definitions}/1 (p50): {ratio:.2f}"
                   f" (target <= {TARGETS['ratio']}: {met})\n")  # fmt: skip
+    ticks = results.get("sensor_ticks") or []
+    if len(ticks) > 1:
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
+        out.write(
+            f"\napproval sensor: {len(ticks)} ticks during the sensor series, p50 period"
+            f" {statistics.median(gaps):.2f} s (min {min(gaps):.2f}, max {max(gaps):.2f});"
+            f" minimum_interval_seconds {args.sensor_interval or 5}\n"
+        )
     for key, label in (("fast", "fast path"), ("sensor", "sensor path")):
         if key in results:
             _write_breakdown(f"{label}: p50 time of each mark after the decision", results[key])
@@ -657,7 +685,7 @@ def _to_json(results: dict[str, Any], summary: dict[str, Any], args: argparse.Na
     for key in ("fast", "sensor"):
         if key in results:
             raw[key] = series(results[key])
-    for key in ("floor", "floor_default"):
+    for key in ("floor", "floor_default", "sensor_ticks"):
         if key in results:
             raw[key] = results[key]
     if "runstart" in results:
@@ -682,6 +710,9 @@ def main() -> int:
     parser.add_argument("--stagger", type=float, default=1.3, help="seconds between decisions")
     parser.add_argument("--definitions", type=int, default=500)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--sensor-interval", type=int, help="BATON_SENSORS__APPROVAL_INTERVAL_SECONDS (default 5)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp data folders")
     args = parser.parse_args()
@@ -703,11 +734,13 @@ def main() -> int:
 def _measure(base: Path, parts: set[str], args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if parts & {"fast", "sensor", "floor"}:
-        with deployment(base, "shipped") as dep:
+        with deployment(base, "shipped", sensor_interval=args.sensor_interval) as dep:
             if "fast" in parts:
                 results["fast"] = decide_series(dep, args.decisions, args.stagger, fast=True)
             if "sensor" in parts:
+                began = time.time()
                 results["sensor"] = decide_series(dep, args.decisions, args.stagger, fast=False)
+                results["sensor_ticks"] = sensor_ticks(dep, began, time.time())
             if "floor" in parts:
                 results["floor"] = floor_series(dep, args.decisions)
                 results["floor_default"] = floor_series(dep, args.decisions, default=True)
