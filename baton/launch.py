@@ -130,6 +130,12 @@ class SegmentLauncher:
                 # A job added since the code server loaded: look once more.
                 return self._launch_in(self._workspace(reload=True), segment)
 
+    def warm(self) -> None:
+        """Start the code server now (a kept launcher only)."""
+        if self.keep:
+            with self._lock, children_output_to(self.settings.data_dir / "logs" / "launch.log"):
+                self._workspace(reload=False)
+
     def _workspace(self, *, reload: bool) -> BaseWorkspaceRequestContext:
         if self._context is None:
             self._context = _process_context(self.instance, self.settings)

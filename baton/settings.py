@@ -56,6 +56,11 @@ class ApiSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Interface the API binds to.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port of the API.")
+    prewarm: bool = Field(
+        default=True,
+        description="Start the code server and the run launcher's zygote when the API starts, "
+        "so the first resumed decision is as fast as the next.",
+    )
     launch_per_minute: int = Field(
         default=30, ge=1, description="Runs one token may launch per minute (burst included)."
     )

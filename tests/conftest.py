@@ -34,6 +34,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.delenv("BATON_DATABASE_URL", raising=False)
     monkeypatch.delenv("BATON_LIBRARY_DIR", raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
+    # No code server or zygote started behind an API test's back; e2e tests opt back in.
+    monkeypatch.setenv("BATON_API__PREWARM", "false")
     get_settings.cache_clear()
     yield data
     get_settings.cache_clear()

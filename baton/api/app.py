@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -43,6 +44,10 @@ def _register_library(settings: Settings) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The same start as the code location's: migrate, store every definition version.
     await run_in_threadpool(_register_library, app.state.settings)
+    if app.state.settings.api.prewarm:
+        # The first decision should resume as fast as the next: start the code server and the
+        # run launcher's zygote now, in the background, instead of on the first launch.
+        threading.Thread(target=app.state.dagster.warm, name="baton-prewarm", daemon=True).start()
     try:
         yield
     finally:

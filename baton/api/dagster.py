@@ -36,6 +36,7 @@ class DagsterGateway:
         self.settings = settings
         self._instance: DagsterInstance | None = None
         self._launcher: SegmentLauncher | None = None
+        self._closed = False
         self._open_lock = threading.Lock()
 
     def instance(self) -> DagsterInstance:
@@ -51,20 +52,32 @@ class DagsterGateway:
         """Raise if Dagster's run storage cannot be read."""
         self.instance().get_run_records(limit=1)
 
+    def warm(self) -> None:
+        """Open the instance, its run launcher and the code server ahead of the first launch."""
+        try:
+            instance = self.instance()
+            _ = instance.run_launcher  # the warm launcher starts its zygote when first touched
+            self._segment_launcher(instance).warm()
+        except Exception as exc:  # a cold first launch is slower, not broken
+            log.warning("could not prewarm Dagster: %s", exc)
+
+    def _segment_launcher(self, instance: DagsterInstance) -> SegmentLauncher:
+        from baton.launch import SegmentLauncher
+
+        with self._open_lock:
+            if self._closed:
+                raise RuntimeError("the API is shutting down")
+            if self._launcher is None:
+                self._launcher = SegmentLauncher(instance, self.settings, keep=True)
+            return self._launcher
+
     def launch(self, segment: SegmentPlan) -> str:
         """Launch a segment (``baton.lifecycle.Launcher``); returns the Dagster run id.
 
         Raises:
             LaunchError: the code location failed to load or has no such job.
         """
-        from baton.launch import SegmentLauncher
-
-        instance = self.instance()
-        with self._open_lock:
-            if self._launcher is None:
-                self._launcher = SegmentLauncher(instance, self.settings, keep=True)
-            launcher = self._launcher
-        return launcher.launch(segment)
+        return self._segment_launcher(self.instance()).launch(segment)
 
     def settle(
         self, run_id: uuid.UUID, status: str, *, last_dagster_run_id: str | None, reason: str
@@ -103,6 +116,7 @@ class DagsterGateway:
 
     def close(self) -> None:
         with self._open_lock:
+            self._closed = True
             if self._launcher is not None:
                 self._launcher.close()
                 self._launcher = None

@@ -25,6 +25,7 @@ from orchestration_defs.compiler.common import (
     dep_input,
     op_name,
     op_store,
+    require_active_segment,
     template_context,
 )
 from orchestration_defs.compiler.step_op import fail_unstartable, skip_reason
@@ -50,6 +51,7 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
         if memo is not None:
             yield Output({"status": memo.status, "output": memo.output}, "result")
             return
+        require_active_segment(context, store, run_id)
         results = {d: inputs[dep_input(d)] for d in deps}
         approvals = Approvals(store)
         latest = approvals.latest(run_id, step.id)

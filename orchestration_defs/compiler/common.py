@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from dagster import OpExecutionContext
+from dagster import Failure, OpExecutionContext
 
 from baton.segments import RUN_TAG, segment_of_dagster_run
-from baton.store.service import RunStore
+from baton.store.service import RunStore, Superseded
 from orchestration_defs.language.models import OrchestrationSpec
 
 STORE_KEY = "baton_store"
@@ -83,3 +83,15 @@ def continue_reexecution(context: OpExecutionContext, store: RunStore, run_id: A
     if store.reopen_failed(run_id, dagster_run_id=context.run_id):
         context.instance.add_run_tags(context.run_id, {RUN_TAG: str(run_id)})
         context.log.info(f"orchestration run {run_id} continues in re-execution {context.run_id}")
+
+
+def require_active_segment(context: OpExecutionContext, store: RunStore, run_id: Any) -> None:
+    """Fail this op (without retries) unless its Dagster run is the run's active segment.
+
+    Checked where an op is about to change what the run is (ask for or complete a decision,
+    complete the run); agent steps check in the same transaction that starts their attempt.
+    """
+    try:
+        store.check_segment(run_id, segment_of(context))
+    except Superseded as exc:
+        raise Failure(str(exc), allow_retries=False) from None

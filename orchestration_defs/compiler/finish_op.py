@@ -14,6 +14,7 @@ from orchestration_defs.compiler.common import (
     dep_input,
     op_name,
     op_store,
+    require_active_segment,
     template_context,
 )
 from orchestration_defs.language.models import OrchestrationSpec
@@ -37,6 +38,7 @@ def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
         run_id = uuid.UUID(baton["run_id"])
         store = op_store(context)
         continue_reexecution(context, store, run_id)
+        require_active_segment(context, store, run_id)
         results = {sid: inputs[dep_input(sid)] for sid in step_ids}
         try:
             outputs = render(spec.outputs, template_context(baton, results, context.run_id))

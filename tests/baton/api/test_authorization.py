@@ -101,6 +101,8 @@ ROUTES = {
     ),
     "run events": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/events", "viewer", 200, True),
     "events": Route("GET", lambda w: "/api/v1/events", "viewer", 200, False, listing=True),
+    # The deployment's library (its files are not an organization's): any signed-in reader.
+    "library problems": Route("GET", lambda w: "/api/v1/library/problems", "viewer", 200, False),
     "healthz": Route("GET", lambda w: "/healthz", None, 200, False),
     "readyz": Route("GET", lambda w: "/readyz", None, 200, False),
 }

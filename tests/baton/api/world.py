@@ -63,6 +63,9 @@ class RecordingGateway(DagsterGateway):
         super().__init__(settings)
         self.launches: list[dict[str, Any]] = []
 
+    def warm(self) -> None:
+        """Nothing to warm: launches are only recorded."""
+
     def launch(self, segment: SegmentPlan) -> str:
         self.launches.append(
             {
