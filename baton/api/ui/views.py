@@ -59,6 +59,8 @@ class ApprovalView:
     fields: list[FieldInput]
     # Why the person looking at the page may not decide it (``for_viewer``); None: they may.
     blocked: str | None = None
+    # Why a decided approval's run has not resumed yet (its segment could not be launched).
+    launch_error: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -95,6 +97,7 @@ def _view(
         dagster_url=f"{dagster_ui.rstrip('/')}/runs/{dagster_run}" if dagster_run else None,
         votes=[Vote(v.user_name, v.decision, v.comment, v.created_at) for v in votes],
         fields=field_inputs(policy.get("modifiable") or {}, approval.show),
+        launch_error=approval.launch_error,
     )
 
 

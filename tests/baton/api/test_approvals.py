@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 from tests.baton.api.world import World
 
 
@@ -107,3 +111,27 @@ def test_list_filters_by_status_and_pages(world: World) -> None:
     assert seen == approvals and rest["next_cursor"] is None
     bad = world.client.get("/api/v1/approvals", params={"status": "nope"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "status"
+
+
+def test_twenty_racing_http_decisions_have_one_winner_and_a_409(world: World) -> None:
+    """Two approvers post at the same moment: one decision counts, the other is a conflict
+    (before: the loser got HTTP 500 in 10 of 10 races); one segment is launched per approval."""
+    first = world.tokens[("acme", "approver")]
+    second = world.add_user("acme", "acme-approver-2", "approver", ["editors"])
+    for _ in range(20):
+        _, approval_id = world.waiting_run()
+        barrier = threading.Barrier(2)
+
+        def post(token: str, approval: str = approval_id, gate: Any = barrier) -> int:
+            gate.wait()
+            return _decide(world, approval, token)[0]
+
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(post, [first, second]))
+        assert statuses == [200, 409], statuses
+        launched = [
+            launch
+            for launch in world.gateway.launches
+            if launch["tags"]["baton/approval_id"] == approval_id
+        ]
+        assert len(launched) == 1

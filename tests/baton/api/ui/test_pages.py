@@ -265,3 +265,19 @@ def test_signing_in_again_replaces_the_old_session(deployment: Deployment) -> No
     assert second.post("/ui/login", data=data).status_code == 303
     assert second.cookies["baton_session"] != old
     assert first.get("/ui/approvals").status_code == 303  # the old id is gone
+
+
+def test_a_decision_whose_run_cannot_resume_says_why_on_the_page(deployment: Deployment) -> None:
+    approval = pending(deployment.url, deployment.run_id)
+    c = signed_in(deployment, "ann")
+
+    def refuse(segment: object) -> str:
+        raise RuntimeError("no job 'content_review' in code location 'baton'")
+
+    c.app.state.dagster.launch = refuse  # type: ignore[attr-defined]
+    done = decide(c, approval.id, decision="continue", mod__title="T", mod__words="1")
+    assert done.status_code == 303
+    page = c.get(f"/ui/approvals/{approval.id}")
+    assert "Status: <strong>resuming</strong>" in page.text
+    assert f'id="waiting-{approval.id}"' in page.text
+    assert "no job &#39;content_review&#39; in code location" in page.text
