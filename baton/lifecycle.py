@@ -81,7 +81,6 @@ class Lifecycle:
         version: int,
         inputs: dict[str, Any],
         user: str,
-        tags: dict[str, str] | None = None,
     ) -> uuid.UUID:
         """Record a new run; ``launch_new`` starts it (split so an API can answer first)."""
         return self.store.create_run(

@@ -29,6 +29,10 @@ PUBLIC_EVENTS = frozenset(
         "approval.decided",
         "approval.expired",
         "approval.escalated",
+        "approval.cancelled",
+        # A decided approval's segment started, or could not (and why): alert on the latter.
+        "segment.launched",
+        "segment.launch_failed",
     }
 )
 
