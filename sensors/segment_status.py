@@ -27,6 +27,7 @@ from dagster import (
 )
 
 from baton.dagster_status import settle_run, tag_run_segments
+from baton.settings import EVERY_DAEMON_LOOP
 from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
 from baton.store.service import RunStore
@@ -69,7 +70,7 @@ class _Run:
 
 @sensor(
     name="baton_segment_status_sensor",
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=EVERY_DAEMON_LOOP,
     default_status=DefaultSensorStatus.RUNNING,
     description="Keeps each segment's baton/status tag current and shows an aborted or failed "
     "run's last segment as Canceled or Failure. Requests no runs.",
