@@ -92,10 +92,15 @@ class Lifecycle:
         )
 
     def launch_new(self, run_id: uuid.UUID, *, user: str) -> Launched:
-        """Start the first segment of a pending run; a failed start fails the run."""
+        """Start the first segment of a pending run; a failed start fails the run.
+
+        Raises:
+            LifecycleError: the run already has a segment (launched twice).
+        """
         segment = self._plan(run_id, user=user)
         with self.store.session() as s:
-            RunsRepository(s).force_segment(run_id, segment.segment_id)
+            if not RunsRepository(s).swap_segment(run_id, None, segment.segment_id):
+                raise LifecycleError("conflict", f"run {run_id} was launched already")
         return self._launch(segment, fail_run=True)
 
     # approvals ------------------------------------------------------------------------------

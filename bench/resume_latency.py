@@ -598,7 +598,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         out.write(
             f"\napproval sensor: {len(ticks)} ticks during the sensor series, p50 period"
             f" {statistics.median(gaps):.2f} s (min {min(gaps):.2f}, max {max(gaps):.2f});"
-            f" minimum_interval_seconds {args.sensor_interval or 5}\n"
+            f" minimum_interval_seconds {args.sensor_interval or _default_interval()}\n"
         )
     for key, label in (("fast", "fast path"), ("sensor", "sensor path")):
         if key in results:
@@ -617,6 +617,12 @@ def _header(args: argparse.Namespace) -> str:
         f" Python {platform.python_version()}, Dagster {_dagster_version()}; `baton up`,"
         f" SQLite, deploy/dagster.yaml\n\n"
     )
+
+
+def _default_interval() -> int:
+    from baton.settings import SensorSettings
+
+    return SensorSettings().approval_interval_seconds
 
 
 def _yes(ok: bool) -> str:
@@ -725,7 +731,7 @@ def main() -> int:
     parser.add_argument("--definitions", type=int, default=500)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
-        "--sensor-interval", type=int, help="BATON_SENSORS__APPROVAL_INTERVAL_SECONDS (default 5)"
+        "--sensor-interval", type=int, help="BATON_SENSORS__APPROVAL_INTERVAL_SECONDS (default: Baton's, 4)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp data folders")

@@ -221,8 +221,10 @@ class RunStore:
                 raise UnknownRun(f"no orchestration run {run_id}")
             if run.status in ("completed", "aborted"):
                 raise Superseded(f"orchestration run {run_id} is {run.status}; nothing to do")
-            if takeover_from is not None or run.segment_id is None:
-                expected = takeover_from if takeover_from is not None else run.segment_id
+            if run.segment_id is None or takeover_from is not None:
+                # No segment claimed the run yet (a UI launch, a run of an older Baton): this one
+                # does; a re-execution takes over from the segment it re-executes.
+                expected = None if run.segment_id is None else takeover_from
                 if not runs.swap_segment(run_id, expected, segment or dagster_run_id):
                     raise Superseded(
                         f"orchestration run {run_id} continues in another segment "
