@@ -731,7 +731,7 @@ def main() -> int:
     parser.add_argument("--definitions", type=int, default=500)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
-        "--sensor-interval", type=int, help="BATON_SENSORS__APPROVAL_INTERVAL_SECONDS (default: Baton's, 4)"
+        "--sensor-interval", type=int, help="BATON_SENSORS__APPROVAL_INTERVAL_SECONDS (default 4)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp data folders")
