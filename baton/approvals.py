@@ -58,6 +58,7 @@ class Claim:
     version: int = 1
     job: str = ""
     attempt: int = 1
+    decided_by: str | None = None
 
     @property
     def segment_id(self) -> str:
@@ -77,6 +78,8 @@ class Claim:
             segments.DECISION_TAG: self.decision,
             segments.LAUNCHED_BY_TAG: launched_by,
         }
+        if self.decided_by:  # who caused this segment, as baton/user says for API launches
+            tags[segments.USER_TAG] = self.decided_by
         if self.last_dagster_run_id:
             tags[segments.CONTINUES_TAG] = self.last_dagster_run_id
         return segments.SegmentPlan(
@@ -551,6 +554,7 @@ def _claim_of(s: Session, approval: HumanApproval, run: OrchestrationRun, launch
         run.version,
         job=segments.job_for(run.orchestration, run.version, newest.version if newest else None),
         attempt=approval.launch_attempts,
+        decided_by=approval.decided_by,
     )
 
 

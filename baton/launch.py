@@ -116,34 +116,44 @@ class SegmentLauncher:
         Raises:
             LaunchError: the code location failed to load, has no such job, or the launch failed.
         """
-        log_path = self.settings.data_dir / "logs" / "launch.log"
-        with self._lock, children_output_to(log_path):
-            if not self.keep:
-                with workspace(self.instance, self.settings) as ws:
+        with self._lock:
+            if not self.keep:  # a short-lived process: its code server and run worker log apart
+                with children_output_to(self._log), workspace(self.instance, self.settings) as ws:
                     return self._launch_in(ws, segment)
-            ws = self._workspace(reload=_library_stamp(self.settings) != self._stamp)
+            ws = self._workspace(fresh=_library_stamp(self.settings) != self._stamp)
             try:
                 return self._launch_in(ws, segment)
             except LaunchError as exc:
                 if "no job" not in str(exc):
                     raise
                 # A job added since the code server loaded: look once more.
-                return self._launch_in(self._workspace(reload=True), segment)
+                return self._launch_in(self._workspace(fresh=True), segment)
+
+    @property
+    def _log(self) -> Path:
+        return self.settings.data_dir / "logs" / "launch.log"
 
     def warm(self) -> None:
         """Start the code server now (a kept launcher only)."""
         if self.keep:
-            with self._lock, children_output_to(self.settings.data_dir / "logs" / "launch.log"):
-                self._workspace(reload=False)
+            with self._lock:
+                self._workspace(fresh=False)
 
-    def _workspace(self, *, reload: bool) -> BaseWorkspaceRequestContext:
+    def _workspace(self, *, fresh: bool) -> BaseWorkspaceRequestContext:
+        """The kept code server; ``fresh`` replaces it (the library changed).
+
+        Only starting one points this process's output at the launch log (the code server
+        inherits it), and a replaced one is shut down with its context, not left behind.
+        """
+        if self._context is not None and fresh:
+            self._context.__exit__(None, None, None)
+            self._context = None
         if self._context is None:
-            self._context = _process_context(self.instance, self.settings)
-            self._context.__enter__()
+            with children_output_to(self._log):
+                context = _process_context(self.instance, self.settings)
+                context.__enter__()
+            self._context = context
             self._stamp = _library_stamp(self.settings)
-        elif reload:
-            self._stamp = _library_stamp(self.settings)
-            self._context.reload_code_location(self.settings.dagster.location_name)
         return self._context.create_request_context()
 
     def _launch_in(self, ws: BaseWorkspaceRequestContext, segment: SegmentPlan) -> str:

@@ -52,6 +52,15 @@ class LifecycleError(Exception):
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A retry or skip whose guarded change is made; its segment is still to launch."""
+
+    segment: segments.SegmentPlan
+    step_id: str
+    action: str
+
+
+@dataclass(frozen=True)
 class Launched:
     """A segment that was asked for: its Dagster run, or why it did not start."""
 
@@ -181,6 +190,7 @@ class Lifecycle:
             except IllegalTransition as exc:
                 raise LifecycleError("conflict", str(exc)) from exc
             cancelled = cancel_open(s, run, reason)
+            _close_waiting_steps(s, run_id, reason)
             EventsRepository(s).append(
                 organization=run.organization,
                 type="run.aborted",
@@ -218,20 +228,27 @@ class Lifecycle:
 
     def prepare_retry(
         self, run_id: uuid.UUID, step_id: str, *, by: str, organization: str | None = None
-    ) -> segments.SegmentPlan:
+    ) -> Prepared:
         """The guarded half of ``retry_step``: the run is running again, the step pending;
         returns the segment to launch (``launch_prepared``)."""
         return self._step_action(run_id, step_id, "retry", by, organization)
 
     def prepare_skip(
         self, run_id: uuid.UUID, step_id: str, *, by: str, organization: str | None = None
-    ) -> segments.SegmentPlan:
+    ) -> Prepared:
         """The guarded half of ``skip_step``."""
         return self._step_action(run_id, step_id, "skip", by, organization)
 
-    def launch_prepared(self, segment: segments.SegmentPlan) -> Launched:
-        """Launch a segment whose guarded change was made; a failed start fails the run."""
-        return self._launch(segment, fail_run=True)
+    def launch_prepared(self, prepared: Prepared) -> Launched:
+        """Launch the segment of a prepared retry or skip.
+
+        A failed start fails the run again with the reason and puts the step back to failed,
+        so the operator can retry or skip it once the cause is fixed.
+        """
+        launched = self._launch(prepared.segment, fail_run=False)
+        if launched.dagster_run_id is None:
+            self._undo_step_action(prepared, launched.error or "the segment did not start")
+        return launched
 
     # helpers ----------------------------------------------------------------------------
 
@@ -242,7 +259,7 @@ class Lifecycle:
         action: str,
         by: str,
         organization: str | None,
-    ) -> segments.SegmentPlan:
+    ) -> Prepared:
         segment = self._plan(run_id, user=by)
         with self.store.session() as s:
             run = _run(s, run_id, organization)
@@ -261,7 +278,11 @@ class Lifecycle:
                     run_id, "running", error=None, segment_id=segment.segment_id
                 )
             except IllegalTransition as exc:
-                raise LifecycleError("conflict", f"run {run_id} changed meanwhile: {exc}") from exc
+                raise LifecycleError(
+                    "conflict",
+                    f"run {run_id} is no longer failed (another retry, skip or re-execution "
+                    "started it just now); nothing was launched",
+                ) from exc
             if action == "retry":
                 steps.transition(run_id, step_id, "pending", error=None)
             else:
@@ -273,7 +294,20 @@ class Lifecycle:
                 run_id=run_id,
                 payload={"step_id": step_id, "by": by, "via": self.via},
             )
-        return segment
+        return Prepared(segment, step_id, action)
+
+    def _undo_step_action(self, prepared: Prepared, message: str) -> None:
+        run_id = prepared.segment.run_id
+        error = {"message": f"could not continue the run: {message}", "type": "LaunchError"}
+        with self.store.session() as s:
+            steps = StepsRepository(s)
+            if prepared.action == "skip":
+                steps.transition(run_id, prepared.step_id, "pending", output=None)
+            steps.transition(run_id, prepared.step_id, "failed", error=error)
+            run = RunsRepository(s).transition(run_id, "failed", error=error, segment_id=None)
+            EventsRepository(s).append(
+                organization=run.organization, type="run.failed", run_id=run_id, payload=error
+            )
 
     def _plan(self, run_id: uuid.UUID, *, user: str) -> segments.SegmentPlan:
         with self.store.session() as s:
@@ -314,6 +348,16 @@ class Lifecycle:
                 )
             return Launched(segment.run_id, error=message)
         return Launched(segment.run_id, dagster_run_id=dagster_run_id)
+
+
+def _close_waiting_steps(s: Any, run_id: uuid.UUID, reason: str) -> None:
+    """Steps waiting for a person end with the run: failed, with the abort as their error."""
+    steps = StepsRepository(s)
+    for step in steps.list(run_id):
+        if step.status == "waiting":
+            steps.transition(
+                run_id, step.step_id, "failed", error={"message": reason, "type": "Aborted"}
+            )
 
 
 def _run(s: Any, run_id: uuid.UUID, organization: str | None) -> OrchestrationRun:

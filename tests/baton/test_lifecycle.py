@@ -217,3 +217,19 @@ def _cli_decide(world: World, approval_id: uuid.UUID, user: str) -> None:
         code = decide_with(args, world.store, world.recorder)
     if code != 0:
         raise CliExit(code, err.getvalue())
+
+
+def test_an_abort_closes_the_step_that_waited_for_a_person(world: World) -> None:
+    run_id, approval_id = world.waiting()
+    world.lifecycle().abort(run_id, by="ops")
+    detail = world.store.run_detail(run_id)
+    review = next(s for s in detail.steps if s.step_id == "review")
+    assert review.status == "failed" and review.error["type"] == "Aborted"
+    assert Approvals(world.store).get(approval_id).status == "cancelled"
+
+
+def test_the_resumed_segment_names_who_decided(world: World) -> None:
+    _, approval_id = world.waiting()
+    _decide_and_resume(world, approval_id, "ann")
+    (segment,) = world.recorder.launches
+    assert segment.tags["baton/user"] == "ann"

@@ -200,7 +200,8 @@ def test_a_new_segment_reuses_completed_steps_without_calling_their_agent(
     run_id = _only_run(url)
     healthy = ScriptedAgent(key=key)
     # The retry claims a new segment (the run's active one) and runs the whole job again.
-    segment = Lifecycle(RunStore(url), None, via="test").prepare_retry(run_id, "second", by="ops")
+    retry = Lifecycle(RunStore(url), None, via="test").prepare_retry(run_id, "second", by="ops")
+    segment = retry.segment
     second = job.execute_in_process(
         run_config={"inputs": {"items": [0]}},  # the stored inputs win over these
         instance=dagster_instance,

@@ -263,7 +263,8 @@ def _step_action(
     except LifecycleError as exc:
         raise _api_error(exc) from exc
     background.add_task(Lifecycle(store, dagster, via="api").launch_prepared, plan)
-    return StepAction(run_id=str(run_id), step_id=step_id, action=action, status="failed")
+    # The guarded change made the run running; the segment starts right after this answer.
+    return StepAction(run_id=str(run_id), step_id=step_id, action=action, status="running")
 
 
 def _api_error(exc: LifecycleError) -> ApiError:

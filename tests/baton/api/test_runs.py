@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from baton.segments import RUN_TAG, SEGMENT_TAG
 from baton.store.approvals import ApprovalsRepository
 from baton.store.steps import StepsRepository
@@ -146,10 +148,31 @@ def test_retry_resets_the_failed_step_and_launches_a_new_segment(world: World) -
         f"/api/v1/runs/{run_id}/steps/greet/retry", headers=world.headers("acme", "operator")
     )
     assert response.status_code == 202, response.text
+    assert response.json()["status"] == "running"
     with world.store.session() as s:
         assert StepsRepository(s).get(uuid.UUID(run_id), "greet").status == "pending"  # type: ignore[union-attr]
     (launch,) = world.gateway.launches
     assert launch["tags"][RUN_TAG] == run_id
+
+
+@pytest.mark.parametrize("action", ["retry", "skip"])
+def test_a_retry_or_skip_that_cannot_launch_can_be_tried_again(world: World, action: str) -> None:
+    run_id = world.failed_run()
+    headers = world.headers("acme", "operator")
+
+    def refuse(_segment: object) -> str:
+        raise RuntimeError("no job 'acme_greet' in code location 'baton'")
+
+    world.gateway.launch = refuse  # type: ignore[method-assign]
+    path = f"/api/v1/runs/{run_id}/steps/greet/{action}"
+    assert world.client.post(path, headers=headers).status_code == 202
+    run = world.store.get_run(uuid.UUID(run_id))
+    assert run.status == "failed" and "no job 'acme_greet'" in run.error["message"]
+    with world.store.session() as s:
+        assert StepsRepository(s).get(uuid.UUID(run_id), "greet").status == "failed"  # type: ignore[union-attr]
+    del world.gateway.launch  # the job is back: the same action works now
+    assert world.client.post(path, headers=headers).status_code == 202
+    assert len(world.gateway.launches) == 1
 
 
 def test_skip_marks_the_step_skipped_and_continues(world: World) -> None:
