@@ -32,6 +32,8 @@ CONTINUES_TAG = "baton/continues"
 DECISION_TAG = "baton/decision"
 LAUNCHED_BY_TAG = "baton/launched_by"
 USER_TAG = "baton/user"
+# An optional config field of the start op, kept so runs launched by older Baton still start;
+# segments carry their run in RUN_TAG instead.
 RUN_ID_FIELD = "baton_run_id"
 
 
@@ -41,12 +43,6 @@ def job_for(slug: str, version: int, newest: int | None) -> str:
     if newest is None or newest == version:
         return job_name(slug)
     return pinned_job_name(slug, version)
-
-
-def slug_of_job(name: str) -> str:
-    """The orchestration slug a job name was made from (the inverse of ``job_name``)."""
-    base = name.split("__v", 1)[0]
-    return base.replace("_", "-")
 
 
 def segment_of_dagster_run(run: Any) -> str:

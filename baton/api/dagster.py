@@ -106,14 +106,6 @@ class DagsterGateway:
             for r in sorted(records, key=lambda rec: rec.create_timestamp)
         ]
 
-    def cancel(self, dagster_run_id: str) -> bool:
-        """Cancel a queued or running Dagster run; False if it had already finished."""
-        instance = self.instance()
-        run = instance.get_run_by_id(dagster_run_id)
-        if run is None or run.is_finished:
-            return False
-        return bool(instance.run_coordinator.cancel_run(dagster_run_id))
-
     def close(self) -> None:
         with self._open_lock:
             self._closed = True

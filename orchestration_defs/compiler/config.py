@@ -22,9 +22,8 @@ from dagster import (
     String,
 )
 
+from baton.segments import RUN_ID_FIELD
 from orchestration_defs.language.models import InputSpec, OrchestrationSpec
-
-RUN_ID_FIELD = "baton_run_id"
 
 _SCALARS: dict[str, Any] = {"string": String, "integer": Int, "number": Float, "boolean": Bool}
 
@@ -83,8 +82,3 @@ def start_op_schema(spec: OrchestrationSpec) -> dict[str, Field]:
         "inputs": Field(inputs_schema(spec)),
         RUN_ID_FIELD: Field(String, is_required=False),
     }
-
-
-def run_config(inputs: dict[str, Any], run_id: str = "") -> dict[str, Any]:
-    """Run config for launching a job with these inputs for this orchestration run."""
-    return {"inputs": inputs, RUN_ID_FIELD: run_id}
