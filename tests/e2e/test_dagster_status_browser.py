@@ -5,8 +5,9 @@ With a real `baton up` (webserver + daemon) on a temp data folder: `hello` compl
 launched for it: its last segment had ended Success at the checkpoint, and the daemon's
 segment status sensor records it Canceled). The runs page in headless Chromium (Debian's
 ``/usr/bin/chromium`` driven by Playwright) shows Success, Success and Canceled with their
-``baton/status`` tags; its status and tag filters find them; a screenshot goes to
-``docs/img/dagster-runs.png``.
+``baton/status`` tags; its status and tag filters find them. The screenshot goes to the test's
+temp folder, or to ``docs/img/dagster-runs.png`` with ``BATON_UPDATE_SCREENSHOTS=1`` (so a
+test run leaves the work tree as it was).
 """
 
 from __future__ import annotations
@@ -102,8 +103,9 @@ def _three_runs(url: str) -> dict[str, str]:
 
 
 def test_the_runs_page_tells_completed_waiting_and_aborted_apart(
-    deployment: str, chromium: Any
+    deployment: str, chromium: Any, tmp_path: Path
 ) -> None:
+    shots = tmp_path / "screenshots"
     runs = _three_runs(deployment)
     # The abort reaches Dagster through the daemon's sensors (claim, then segment status).
     aborted = _until(
@@ -133,8 +135,9 @@ def test_the_runs_page_tells_completed_waiting_and_aborted_apart(
     assert "Canceled" in text and "Success" in text
     for value in ("aborted", "completed", "awaiting_approval"):
         assert f"baton/status: {value}" in text, value
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / "dagster-runs.png"))
+    folder = IMG if os.environ.get("BATON_UPDATE_SCREENSHOTS") == "1" else shots
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / "dagster-runs.png"))
 
     # The page's "Failed" tab lists the aborted run, and neither of the others.
     page.get_by_role("tab", name="Failed").click()
