@@ -23,9 +23,9 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/baton up --port $(PORT) --api-port $(API_PORT)
 
-## test: the whole test suite (Postgres tests skip outside CI when no server is reachable)
+## test: the whole test suite on two workers (Postgres tests skip outside CI when unreachable)
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 ## test-fast: everything but the tests that start Dagster processes
 test-fast: $(STAMP)
