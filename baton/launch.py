@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from baton.segments import SegmentPlan
 from baton.settings import PACKAGE_ROOT, Settings
 
 if TYPE_CHECKING:
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRun
     from dagster._core.workspace.context import (
         BaseWorkspaceRequestContext,
         WorkspaceProcessContext,
@@ -161,32 +161,8 @@ class SegmentLauncher:
             ws, self.settings.dagster.location_name, segment.job_name
         )
         try:
-            plan = location.get_execution_plan(
-                remote_job,
-                dict(segment.run_config),
-                step_keys_to_execute=None,
-                known_state=None,
-                instance=self.instance,
-            )
-            run = self.instance.create_run(
-                job_name=segment.job_name,
-                run_id=None,
-                run_config=dict(segment.run_config),
-                resolved_op_selection=None,
-                step_keys_to_execute=None,
-                op_selection=None,
-                status=None,
-                root_run_id=None,
-                parent_run_id=None,
-                tags={**remote_job.tags, **segment.all_tags},
-                job_snapshot=remote_job.job_snapshot,
-                execution_plan_snapshot=plan.execution_plan_snapshot,
-                parent_job_snapshot=remote_job.parent_job_snapshot,
-                remote_job_origin=remote_job.get_remote_origin(),
-                job_code_origin=remote_job.get_python_origin(),
-                asset_selection=None,
-                asset_check_selection=None,
-                asset_graph=repo.asset_graph,
+            run = create_run_of(
+                self.instance, location, repo, remote_job, segment.run_config, segment.all_tags
             )
         except Exception as exc:  # config or plan refused: say which job and why
             raise LaunchError(f"job '{segment.job_name}' refused the run: {exc}") from exc
@@ -222,6 +198,41 @@ class SegmentLauncher:
             if self._context is not None:
                 self._context.__exit__(None, None, None)
                 self._context = None
+
+
+def create_run_of(
+    instance: DagsterInstance,
+    location: Any,
+    repo: Any,
+    remote_job: Any,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> DagsterRun:
+    """An ordinary Dagster run of ``remote_job``, as ``dagster job launch`` creates it (the
+    execution plan from its code location, the job's own tags under ``tags``); not launched."""
+    plan = location.get_execution_plan(
+        remote_job, dict(run_config), step_keys_to_execute=None, known_state=None, instance=instance
+    )
+    return instance.create_run(
+        job_name=remote_job.name,
+        run_id=None,
+        run_config=dict(run_config),
+        resolved_op_selection=None,
+        step_keys_to_execute=None,
+        op_selection=None,
+        status=None,
+        root_run_id=None,
+        parent_run_id=None,
+        tags={**remote_job.tags, **tags},
+        job_snapshot=remote_job.job_snapshot,
+        execution_plan_snapshot=plan.execution_plan_snapshot,
+        parent_job_snapshot=remote_job.parent_job_snapshot,
+        remote_job_origin=remote_job.get_remote_origin(),
+        job_code_origin=remote_job.get_python_origin(),
+        asset_selection=None,
+        asset_check_selection=None,
+        asset_graph=repo.asset_graph,
+    )
 
 
 def _remote_job(ws: BaseWorkspaceRequestContext, location_name: str, job_name: str) -> Any:

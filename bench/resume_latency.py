@@ -454,18 +454,9 @@ def _bare_once(instance: Any, ws: Any, out: Path) -> tuple[float, float]:
     location = ws.get_code_location("bare")
     repo = next(iter(location.get_repositories().values()))
     remote = repo.get_full_job("bare_job")
-    plan = location.get_execution_plan(
-        remote, {}, step_keys_to_execute=None, known_state=None, instance=instance
-    )
-    run = instance.create_run(
-        job_name="bare_job", run_id=None, run_config={}, resolved_op_selection=None,
-        step_keys_to_execute=None, op_selection=None, status=None, root_run_id=None,
-        parent_run_id=None, tags=dict(remote.tags), job_snapshot=remote.job_snapshot,
-        execution_plan_snapshot=plan.execution_plan_snapshot,
-        parent_job_snapshot=remote.parent_job_snapshot,
-        remote_job_origin=remote.get_remote_origin(), job_code_origin=remote.get_python_origin(),
-        asset_selection=None, asset_check_selection=None, asset_graph=repo.asset_graph,
-    )  # fmt: skip
+    from baton.launch import create_run_of
+
+    run = create_run_of(instance, location, repo, remote, {}, {})
     launched = time.time()
     instance.launch_run(run.run_id, ws)
     marker = out / run.run_id

@@ -75,29 +75,9 @@ def _create_run(instance: Any, ws: Any, location: str, job_name: str, config: di
     code_location = ws.get_code_location(location)
     repo = next(iter(code_location.get_repositories().values()))
     remote = repo.get_full_job(job_name)
-    plan = code_location.get_execution_plan(
-        remote, config, step_keys_to_execute=None, known_state=None, instance=instance
-    )
-    return instance.create_run(
-        job_name=job_name,
-        run_id=None,
-        run_config=config,
-        resolved_op_selection=None,
-        step_keys_to_execute=None,
-        op_selection=None,
-        status=None,
-        root_run_id=None,
-        parent_run_id=None,
-        tags=dict(remote.tags),
-        job_snapshot=remote.job_snapshot,
-        execution_plan_snapshot=plan.execution_plan_snapshot,
-        parent_job_snapshot=remote.parent_job_snapshot,
-        remote_job_origin=remote.get_remote_origin(),
-        job_code_origin=remote.get_python_origin(),
-        asset_selection=None,
-        asset_check_selection=None,
-        asset_graph=repo.asset_graph,
-    ).run_id
+    from baton.launch import create_run_of
+
+    return create_run_of(instance, code_location, repo, remote, config, {}).run_id
 
 
 def _step_starts(instance: Any, run_id: str) -> dict[str, float]:

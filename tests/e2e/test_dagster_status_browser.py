@@ -23,12 +23,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.chromium import launched_chromium
 from tests.e2e.deploy import graphql
 
 pytestmark = pytest.mark.slow
 BATON = str(Path(sys.executable).with_name("baton"))
-CHROMIUM = Path("/usr/bin/chromium")
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 SEGMENTS = """
 query Segments($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
@@ -71,21 +70,8 @@ def _until(check: Any, seconds: float) -> Any:
 
 @pytest.fixture
 def chromium() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must install it (.ci/run does)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    from tests.baton.api.ui.test_browser import CHROMIUM_ARGS
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with launched_chromium() as browser:
+        yield browser
 
 
 def _three_runs(url: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from dagster import DagsterInstance
 from dagster._core.workspace.context import BaseWorkspaceRequestContext, WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 
+from baton.launch import create_run_of
 from baton.settings import PACKAGE_ROOT
 
 JOBS_MODULE = "tests.baton.warm_fixtures.jobs"
@@ -46,28 +47,5 @@ def create_run(
     code_location = ws.get_code_location(location)
     repo = next(iter(code_location.get_repositories().values()))
     remote_job = repo.get_full_job(job_name)
-    config = dict(run_config or {})
-    plan = code_location.get_execution_plan(
-        remote_job, config, step_keys_to_execute=None, known_state=None, instance=instance
-    )
-    run = instance.create_run(
-        job_name=job_name,
-        run_id=None,
-        run_config=config,
-        resolved_op_selection=None,
-        step_keys_to_execute=None,
-        op_selection=None,
-        status=None,
-        root_run_id=None,
-        parent_run_id=None,
-        tags={**remote_job.tags, **(tags or {})},
-        job_snapshot=remote_job.job_snapshot,
-        execution_plan_snapshot=plan.execution_plan_snapshot,
-        parent_job_snapshot=remote_job.parent_job_snapshot,
-        remote_job_origin=remote_job.get_remote_origin(),
-        job_code_origin=remote_job.get_python_origin(),
-        asset_selection=None,
-        asset_check_selection=None,
-        asset_graph=repo.asset_graph,
-    )
+    run = create_run_of(instance, code_location, repo, remote_job, run_config or {}, tags or {})
     return run.run_id

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,19 +25,7 @@ from baton.approvals import Approvals
 from baton.store.service import RunStore
 from tests.baton.api.ui.support import DAGSTER_UI, XSS, Deployment
 from tests.checkpoint_helpers import launch, pending, tick
-from tests.conftest import IN_CI
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.chromium import launched_chromium
 
 
 @contextmanager
@@ -66,19 +53,8 @@ def serve(app: FastAPI) -> Iterator[str]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium; skipped outside CI when it is not installed."""
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{message}; CI must install it (.ci/run does)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def sign_in(browser: Any, base: str, token: str) -> Any:
