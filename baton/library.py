@@ -72,6 +72,14 @@ class LibrarySync:
     problems: list[FileProblem] = field(default_factory=list)
 
 
+def _load(settings: Settings) -> tuple[list[LoadedDefinition], list[SpecError]]:
+    return load_library(
+        settings.library_dirs,
+        known_agents=agent_input_checks(),
+        max_depth=settings.children.max_depth,
+    )
+
+
 def prepare_database(settings: Settings) -> None:
     """Bring Baton's tables to the newest revision if allowed, else insist they are."""
     url = settings.db_url
@@ -88,7 +96,7 @@ def load_checked(settings: Settings) -> list[LoadedDefinition]:
     Raises:
         SpecErrors: any file is invalid (all problems, with file and line).
     """
-    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
+    loaded, errors = _load(settings)
     if errors:
         raise SpecErrors(errors)
     return loaded
@@ -96,7 +104,7 @@ def load_checked(settings: Settings) -> list[LoadedDefinition]:
 
 def library_slugs(settings: Settings) -> list[str]:
     """The slugs of the valid files in the library folders."""
-    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
+    loaded, errors = _load(settings)
     return sorted({item.spec.slug for item in _valid(loaded, errors)})
 
 
@@ -107,7 +115,7 @@ def find_latest(settings: Settings, slug: str) -> LoadedDefinition | None:
         SpecErrors: strict mode and any file is invalid, or ``slug`` is not among the valid
             files while some files are invalid (its own file may be one of them).
     """
-    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
+    loaded, errors = _load(settings)
     if errors and settings.strict_library:
         raise SpecErrors(errors)
     for item in latest_versions(_valid(loaded, errors)):
@@ -140,7 +148,7 @@ def sync_library(settings: Settings) -> LibrarySync:
         SpecErrors: ``strict_library`` and a file is invalid.
         RuntimeError: ``strict_library`` and a stored version was changed in place.
     """
-    loaded, errors = load_library(settings.library_dirs, known_agents=agent_input_checks())
+    loaded, errors = _load(settings)
     if errors and settings.strict_library:
         raise SpecErrors(errors)
     store = RunStore(settings.db_url)

@@ -59,6 +59,20 @@ class SensorSettings(BaseModel):
     )
 
 
+class ChildrenSettings(BaseModel):
+    """Sub-orchestrations: how deep they nest, how often the safety net looks."""
+
+    max_depth: int = Field(
+        5, ge=1, le=50, description="Levels of child runs below a root run (checked at load too)."
+    )
+    sensor_interval_seconds: int = Field(
+        EVERY_DAEMON_LOOP,
+        ge=1,
+        description="How often the children sensor launches children and resumes parents "
+        "that no process launched.",
+    )
+
+
 class ApiSettings(BaseModel):
     """Where Baton's HTTP API listens."""
 
@@ -87,6 +101,33 @@ class ApiSettings(BaseModel):
         le=300,
         description="How long an event stream waits for a gap in the event sequence to fill "
         "(a transaction still committing) before taking it for a rolled-back one.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body on every route (webhooks: webhooks.max_body_bytes); "
+        "larger ones get 413, with or without Content-Length.",
+    )
+    max_json_depth: int = Field(
+        default=64, ge=2, le=500, description="Deepest nesting of a JSON request body."
+    )
+    max_string_chars: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="Longest string (or object key) in launch inputs and decision changes.",
+    )
+    max_list_items: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most items of one list (or keys of one object) in inputs and changes.",
+    )
+    max_input_depth: int = Field(
+        default=32, ge=1, le=500, description="Deepest nesting of one input or change value."
+    )
+    max_inputs_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest launch inputs (and decision changes) as JSON, all values together.",
     )
 
 
@@ -153,6 +194,7 @@ class Settings(BaseSettings):
     )
     dagster: DagsterSettings = Field(default_factory=DagsterSettings)
     sensors: SensorSettings = Field(default_factory=SensorSettings)
+    children: ChildrenSettings = Field(default_factory=ChildrenSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     secret_key: SecretStr | None = Field(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from agent_resources.contracts import agent_input_checks
+from baton.settings import get_settings
 from orchestration_defs.language.library import load_library
 from orchestration_defs.language.models import OrchestrationSpec
 
@@ -20,7 +21,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    loaded, errors = load_library(args.paths, known_agents=agent_input_checks())
+    loaded, errors = load_library(
+        args.paths,
+        known_agents=agent_input_checks(),
+        max_depth=get_settings().children.max_depth,
+    )
     for problem in errors:
         print(problem)
     for item in loaded:

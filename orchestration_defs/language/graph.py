@@ -19,6 +19,7 @@ def template_strings(step: Mapping[str, Any]) -> list[tuple[tuple, str]]:
     when = step.get("when")
     if isinstance(when, str):
         found.append((("when",), when))
+    found += [(("for_each", *p), s) for p, s in walk_strings(step.get("for_each"))]
     return [(path, s) for path, s in found if is_template(s)]
 
 

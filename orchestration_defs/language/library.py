@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestration_defs.language.children import DEFAULT_MAX_DEPTH, check_children
 from orchestration_defs.language.errors import SpecError
 from orchestration_defs.language.models import OrchestrationSpec
 from orchestration_defs.language.validate import validate_document
-from orchestration_defs.language.yaml_loader import YamlProblem, load_yaml
+from orchestration_defs.language.yaml_loader import Positions, YamlProblem, load_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -23,6 +24,12 @@ class LoadedDefinition:
     spec: OrchestrationSpec
     path: Path
     checksum: str
+    # Where each key is in the file, for the checks across files (children.py).
+    positions: Positions | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        return str(self.path)
 
 
 def spec_checksum(spec: OrchestrationSpec) -> str:
@@ -34,15 +41,22 @@ def spec_checksum(spec: OrchestrationSpec) -> str:
 def load_text(
     text: str, *, source: str, known_agents: Collection[str] | None
 ) -> tuple[OrchestrationSpec | None, list[SpecError]]:
-    """Parse and check one document given as text."""
+    """Parse and check one document given as text (alone: its children are not checked)."""
+    spec, errors, _ = _load_text(text, source=source, known_agents=known_agents)
+    return spec, errors
+
+
+def _load_text(
+    text: str, *, source: str, known_agents: Collection[str] | None
+) -> tuple[OrchestrationSpec | None, list[SpecError], Positions | None]:
     try:
         data, positions, problems = load_yaml(text)
     except YamlProblem as exc:
-        return None, [SpecError(source, exc.line, exc.column, "", exc.message)]
+        return None, [SpecError(source, exc.line, exc.column, "", exc.message)], None
     spec, errors = validate_document(data, positions, source=source, known_agents=known_agents)
     errors += [SpecError(source, p.line, p.column, "", p.message) for p in problems]
     errors.sort(key=lambda e: (e.line or 0, e.column or 0))
-    return (spec if not errors else None), errors
+    return (spec if not errors else None), errors, positions
 
 
 def load_file(
@@ -53,10 +67,10 @@ def load_file(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [SpecError(str(path), None, None, "", f"cannot read file: {exc}")]
-    spec, errors = load_text(text, source=str(path), known_agents=known_agents)
+    spec, errors, positions = _load_text(text, source=str(path), known_agents=known_agents)
     if spec is None:
         return None, errors
-    return LoadedDefinition(spec, path, spec_checksum(spec)), errors
+    return LoadedDefinition(spec, path, spec_checksum(spec), positions), errors
 
 
 def definition_files(paths: Iterable[Path]) -> tuple[list[Path], list[SpecError]]:
@@ -74,9 +88,13 @@ def definition_files(paths: Iterable[Path]) -> tuple[list[Path], list[SpecError]
 
 
 def load_library(
-    paths: Iterable[Path], *, known_agents: Collection[str] | None
+    paths: Iterable[Path],
+    *,
+    known_agents: Collection[str] | None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[list[LoadedDefinition], list[SpecError]]:
-    """Every definition under ``paths`` and every problem, including clashes between files."""
+    """Every definition under ``paths`` and every problem, including clashes between files
+    and orchestration steps whose child is missing, does not fit, or closes a cycle."""
     files, errors = definition_files(paths)
     loaded: list[LoadedDefinition] = []
     for file in files:
@@ -85,6 +103,8 @@ def load_library(
         if definition is not None:
             loaded.append(definition)
     errors.extend(_clashes(loaded))
+    bad = {e.source for e in errors}
+    errors.extend(check_children([d for d in loaded if d.source not in bad], max_depth=max_depth))
     return loaded, errors
 
 

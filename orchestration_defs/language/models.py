@@ -109,14 +109,45 @@ class RetrySpec(StrictModel):
         return self
 
 
+def _unset(value: Any) -> bool:
+    # Keys added after definitions were first stored are left out of dumps when unset, so
+    # the checksums of stored definitions do not change.
+    return value is None
+
+
 class StepSpec(StrictModel):
-    """One step: an agent call or a checkpoint (sub-orchestrations come in a later version)."""
+    """One step: an agent call, a checkpoint, or child runs of another orchestration."""
 
     id: Identifier
     agent: str | None = Field(None, description="Slug of the agent the step calls.")
     checkpoint: CheckpointSpec | None = Field(None, description="A human decision point.")
     orchestration: str | None = Field(
-        None, description="Slug of a sub-orchestration (not available in this version)."
+        None,
+        pattern=SLUG,
+        max_length=100,
+        description="Slug of a library orchestration to run as child runs.",
+    )
+    version: int | None = Field(
+        None,
+        exclude_if=_unset,
+        ge=1,
+        description="Orchestration steps: the child's version (default: newest).",
+    )
+    for_each: str | list[Any] | None = Field(
+        None,
+        exclude_if=_unset,
+        description="Orchestration steps: one child per item of this templated list.",
+    )
+    max_parallel: int | None = Field(
+        None,
+        exclude_if=_unset,
+        ge=1,
+        description="Orchestration steps: children running at once (default: all).",
+    )
+    on_child_failure: Literal["fail", "continue"] | None = Field(
+        None,
+        exclude_if=_unset,
+        description="Orchestration steps: fail the step (default) or report and go on.",
     )
     with_: Any = Field(None, alias="with", description="The step's input, templated.")
     needs: list[Identifier] = Field(default_factory=list, description="Explicit dependencies.")
@@ -140,14 +171,30 @@ class StepSpec(StrictModel):
             raise ValueError(
                 "a checkpoint step takes no 'timeout_seconds' (use checkpoint.timeout)"
             )
-        if self.orchestration is not None:
-            raise ValueError("orchestration steps are not available in this version of Baton")
+        if self.orchestration is None:
+            extra = [k for k in CHILD_KEYS if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"'{extra[0]}' applies only to orchestration steps")
+        elif self.retry.max_attempts > 1 or self.timeout_seconds is not None:
+            # A child retries its own steps; a parent waiting for children holds no worker.
+            raise ValueError("an orchestration step takes no 'retry' or 'timeout_seconds'")
         return self
 
     @property
     def kind(self) -> str:
-        """agent or checkpoint."""
-        return "checkpoint" if self.checkpoint is not None else "agent"
+        """agent, checkpoint or orchestration."""
+        if self.checkpoint is not None:
+            return "checkpoint"
+        return "orchestration" if self.orchestration is not None else "agent"
+
+    @property
+    def child_failure_policy(self) -> str:
+        """fail (the default) or continue."""
+        return self.on_child_failure or "fail"
+
+
+# Keys only an orchestration step takes (``version`` names the child's version).
+CHILD_KEYS = ("version", "for_each", "max_parallel", "on_child_failure")
 
 
 def job_name(slug: str) -> str:

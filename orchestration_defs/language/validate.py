@@ -22,6 +22,9 @@ from orchestration_defs.language.templates import (
 )
 from orchestration_defs.language.yaml_loader import Path, Positions
 
+# What the ``with`` of a step with ``for_each`` sees of the current child.
+LOOP_NAMES = frozenset({"item", "index"})
+
 # An agent's check of a step's `with`: (path inside `with`, message) for each problem.
 AgentInputCheck = Callable[[Any], list[tuple[tuple[str | int, ...], str]]]
 
@@ -105,8 +108,10 @@ def _check_graph(
                 if need not in ids:
                     report.add((*base, "needs", n), f"unknown step '{need}' in needs")
                 deps.append(need)
+        loop_names = _loop_names(step)
         for path, text in template_strings(step):
-            deps.extend(_check_template(text, (*base, *path), ids, inputs, report))
+            extra = loop_names if path[0] == "with" else frozenset()
+            deps.extend(_check_template(text, (*base, *path), ids, inputs, report, extra))
     _check_outputs(data, ids, inputs, report)
     for index, step, _step_id in steps:
         _check_retry_step(step, ("steps", index, "checkpoint"), graph, report)
@@ -158,15 +163,31 @@ def _check_retry_step(
         )
 
 
+def _loop_names(step: dict[str, Any]) -> frozenset[str]:
+    """Names a step's ``with`` may use besides inputs, steps and run: ``item`` and ``index``
+    in an orchestration step with ``for_each``."""
+    if step.get("orchestration") is not None and step.get("for_each") is not None:
+        return LOOP_NAMES
+    return frozenset()
+
+
 def _check_template(
-    text: str, path: Path, ids: dict[str, int], inputs: dict[str, Any], report: _Reporter
+    text: str,
+    path: Path,
+    ids: dict[str, int],
+    inputs: dict[str, Any],
+    report: _Reporter,
+    extra_roots: frozenset[str] = frozenset(),
 ) -> list[str]:
     try:
         refs = references(text)
     except TemplateError as exc:
         report.add(path, str(exc))
         return []
-    for name in sorted(refs.unknown_roots):
+    for name in sorted(refs.unknown_roots - extra_roots):
+        if name in LOOP_NAMES:
+            report.add(path, f"'{name}' is defined only in the 'with' of a step with for_each")
+            continue
         report.add(path, f"unknown name '{name}' in template (use inputs, steps or run)")
     for name in sorted(refs.inputs - set(inputs)):
         report.add(path, f"unknown input '{name}' in template")

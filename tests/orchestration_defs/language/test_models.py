@@ -192,9 +192,9 @@ def test_a_step_takes_only_one_kind() -> None:
     assert "exactly one of agent, checkpoint, orchestration (found: agent, checkpoint)" in text
 
 
-def test_orchestration_steps_are_not_available_yet() -> None:
-    text = messages(StepSpec, {"id": "a", "orchestration": "child"})
-    assert "orchestration steps are not available in this version of Baton" in text
+def test_an_orchestration_step_is_a_kind_of_its_own() -> None:
+    step = StepSpec.model_validate({"id": "a", "orchestration": "child"})
+    assert (step.kind, step.child_failure_policy) == ("orchestration", "fail")
     text = messages(StepSpec, {"id": "a", "agent": "echo", "orchestration": "child"})
     assert "found: agent, orchestration" in text
 

@@ -152,6 +152,7 @@ def test_model_level_problems_point_at_the_item() -> None:
             orchestration: child
           - id: b
             orchestration: child
+            retry: {max_attempts: 2}
           - id: c
             agent: echo
             retry: {jitter: full}
@@ -165,8 +166,8 @@ def test_model_level_problems_point_at_the_item() -> None:
             "a step needs exactly one of agent, checkpoint, orchestration "
             "(found: agent, orchestration)",
         ),
-        (10, "steps[1]", "orchestration steps are not available in this version of Baton"),
-        (14, "steps[2].retry", "jitter needs a delay_seconds above 0"),
+        (10, "steps[1]", "an orchestration step takes no 'retry' or 'timeout_seconds'"),
+        (15, "steps[2].retry", "jitter needs a delay_seconds above 0"),
     ]
 
 
