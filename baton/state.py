@@ -8,9 +8,13 @@ from __future__ import annotations
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"running", "failed", "aborted"}),
-    "running": frozenset({"awaiting_approval", "completed", "failed", "aborted"}),
+    "running": frozenset(
+        {"awaiting_approval", "awaiting_children", "completed", "failed", "aborted"}
+    ),
     # A decided approval resumes the run; an expired one may fail or abort it.
     "awaiting_approval": frozenset({"running", "failed", "aborted"}),
+    # The last child's end resumes it; a failed child (on_child_failure: fail) fails it.
+    "awaiting_children": frozenset({"running", "failed", "aborted"}),
     # A manual retry of a failed run starts a new segment.
     "failed": frozenset({"running"}),
     "completed": frozenset(),

@@ -41,7 +41,15 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY, so the event sequence is INTEGER there.
 SequenceType = BigInteger().with_variant(Integer(), "sqlite")
 
-RUN_STATUSES = ("pending", "running", "awaiting_approval", "completed", "failed", "aborted")
+RUN_STATUSES = (
+    "pending",
+    "running",
+    "awaiting_approval",
+    "completed",
+    "failed",
+    "aborted",
+    "awaiting_children",
+)
 STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped")
 APPROVAL_STATUSES = ("pending", "decided", "resuming", "resumed", "expired", "cancelled")
 
@@ -94,6 +102,9 @@ class OrchestrationRun(Base):
         Index("ix_orchestration_runs_root_run_id", "root_run_id"),
         Index("ix_orchestration_runs_created_at", "created_at"),
         Index("ix_orchestration_runs_status", "status"),
+        Index(
+            "ix_orchestration_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -115,6 +126,17 @@ class OrchestrationRun(Base):
         ForeignKey("orchestration_runs.id", ondelete="CASCADE"), nullable=True
     )
     parent_step_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # A child's place among its parent step's children (for_each order), and the attempt of
+    # the parent step that created it (a retried step creates a fresh set).
+    parent_step_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    parent_step_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The claim to launch the run's next segment (a child's first, a parent's resume): the
+    # children sensor takes over a claim whose segment has not started once its lease passed.
+    launch_claimed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    launch_claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The one segment allowed to do work (``baton/segment`` tag of its Dagster run); a launch

@@ -29,6 +29,10 @@ LEGAL_RUN = {
     ("awaiting_approval", "running"),
     ("awaiting_approval", "failed"),
     ("awaiting_approval", "aborted"),
+    ("running", "awaiting_children"),
+    ("awaiting_children", "running"),
+    ("awaiting_children", "failed"),
+    ("awaiting_children", "aborted"),
     ("failed", "running"),
 }
 LEGAL_STEP = {
@@ -106,7 +110,12 @@ def test_no_status_leads_back_to_pending() -> None:
 
 
 def test_sources_of_is_sorted() -> None:
-    assert sources_of(RUN_TRANSITIONS, "running") == ["awaiting_approval", "failed", "pending"]
+    assert sources_of(RUN_TRANSITIONS, "running") == [
+        "awaiting_approval",
+        "awaiting_children",
+        "failed",
+        "pending",
+    ]
     assert sources_of(STEP_TRANSITIONS, "skipped") == ["failed", "pending", "waiting"]
 
 
