@@ -161,6 +161,21 @@ class WebhookSettings(BaseModel):
     )
 
 
+class SandboxSettings(BaseModel):
+    """The function-agent sandbox (docs/agents.md)."""
+
+    allow_weak: bool = Field(
+        default=False,
+        description="Run function agents even where a kernel layer of their sandbox (user "
+        "and network namespaces, Landlock, seccomp) is missing; by default they are refused.",
+    )
+    unavailable: str = Field(
+        default="",
+        description="Sandbox layers to treat as missing, separated by ',' (user_ns, net_ns, "
+        "pid_ns, landlock, seccomp): to test the refusal, or where detection misleads.",
+    )
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -197,6 +212,7 @@ class Settings(BaseSettings):
     children: ChildrenSettings = Field(default_factory=ChildrenSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "
