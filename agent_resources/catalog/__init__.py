@@ -12,8 +12,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from orchestration_defs.language.yaml_loader import YamlProblem, load_yaml, read_text
 
 CATALOG_DIR = Path(__file__).resolve().parent
 AgentType = Literal["echo", "context", "api", "tool", "function", "orchestrator"]
@@ -93,12 +94,24 @@ def load_entry(path: Path) -> AgentEntry:
     """Read one catalog file.
 
     Raises:
-        CatalogError: unreadable YAML or an entry that does not fit.
+        CatalogError: unreadable, refused or broken YAML (the bounded loader of definitions,
+            with its limits and tag rule), or an entry that does not fit.
     """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, _, problems = load_yaml(read_text(path))
+    except YamlProblem as exc:
+        where = f"{path}:{exc.line}:{exc.column}" if exc.line is not None else str(path)
+        raise CatalogError(f"{where}: {exc.message}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot read file: {exc}") from exc
+    if problems:
+        first = problems[0]
+        raise CatalogError(f"{path}:{first.line}:{first.column}: {first.message}")
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path}: expected a mapping with slug, type and description")
+    try:
         return AgentEntry.model_validate({**data, "source": str(path)})
-    except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
+    except ValidationError as exc:
         raise CatalogError(f"{path}: {exc}") from exc
 
 

@@ -12,7 +12,7 @@ from orchestration_defs.language.children import DEFAULT_MAX_DEPTH, check_childr
 from orchestration_defs.language.errors import SpecError
 from orchestration_defs.language.models import OrchestrationSpec
 from orchestration_defs.language.validate import validate_document
-from orchestration_defs.language.yaml_loader import Positions, YamlProblem, load_yaml
+from orchestration_defs.language.yaml_loader import Positions, YamlProblem, load_yaml, read_text
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -62,9 +62,11 @@ def _load_text(
 def load_file(
     path: Path, *, known_agents: Collection[str] | None
 ) -> tuple[LoadedDefinition | None, list[SpecError]]:
-    """Parse and check one file."""
+    """Parse and check one file; one over the size limit is refused without being read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
+    except YamlProblem as exc:
+        return None, [SpecError(str(path), None, None, "", exc.message)]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [SpecError(str(path), None, None, "", f"cannot read file: {exc}")]
     spec, errors, positions = _load_text(text, source=str(path), known_agents=known_agents)

@@ -196,3 +196,41 @@ def test_a_slug_cannot_belong_to_two_organizations(tmp_path: Path) -> None:
     _, errors = load_library([tmp_path], known_agents=AGENTS)
     assert [(e.source, e.field) for e in errors] == [(str(second), "organization")]
     assert f"slug 'demo' is also used by organization 'global' in {first}" in errors[0].message
+
+
+# --- the bounded loader, through files ---------------------------------------------------------
+
+
+def test_a_python_tag_in_a_file_is_an_error_with_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "evil.yaml", flow() + "x: !!python/object/apply:os.system [ls]\n")
+    definition, errors = load_file(path, known_agents=AGENTS)
+    assert definition is None
+    assert [str(e) for e in errors] == [
+        f"{path}:8:4: invalid YAML: tag 'tag:yaml.org,2002:python/object/apply:os.system' is "
+        "not allowed (only the YAML core schema's: !!str, !!int, !!float, !!bool, !!null, "
+        "!!seq, !!map)"
+    ]
+
+
+def test_a_billion_laughs_file_is_an_error_and_the_rest_of_the_library_loads(
+    tmp_path: Path,
+) -> None:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
+    write(tmp_path, "good.yaml", flow())
+    loaded, errors = load_library([tmp_path], known_agents=AGENTS)
+    assert [d.spec.slug for d in loaded] == ["demo"]
+    assert len(errors) == 1 and errors[0].source.endswith("bomb.yaml")
+    assert errors[0].line == 6 and "more than 100000 nodes" in errors[0].message
+
+
+def test_a_file_over_the_size_limit_is_refused_without_being_read(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    definition, errors = load_file(path, known_agents=AGENTS)
+    assert definition is None
+    assert [str(e) for e in errors] == [
+        f"{path}: invalid YAML: the file is over the 1048576-byte limit"
+    ]
