@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from baton.filelock import file_lock
 from baton.settings import PACKAGE_ROOT, Settings
 
 DEFAULT_INSTANCE_YAML = PACKAGE_ROOT / "deploy" / "dagster.yaml"
@@ -26,15 +26,43 @@ run_launcher:
 """
 
 
+# Homes whose storage this process has already created (or found) under the lock.
+_READY: set[Path] = set()
+LOCK_FILE = ".baton-first-start.lock"
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Create DAGSTER_HOME with the default dagster.yaml if it has none; export it."""
+    """Create DAGSTER_HOME with the default dagster.yaml and Dagster's storage; export it.
+
+    Dagster creates its SQLite storage (tables, Alembic stamp) the first time an instance is
+    opened, and two processes doing that at once fail ("table runs already exists"). So the
+    first call of each process opens the instance once under a lock in DAGSTER_HOME: on a
+    fresh folder one process creates the storage and the others then find it.
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    if not target.exists():
-        if DEFAULT_INSTANCE_YAML.exists():
-            shutil.copyfile(DEFAULT_INSTANCE_YAML, target)
-        else:
-            target.write_text(_FALLBACK_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    if home not in _READY:
+        with file_lock(home / LOCK_FILE, purpose="creating Dagster's storage"):
+            _write_instance_yaml(home / "dagster.yaml")
+            _create_storage()
+        _READY.add(home)
     return home
+
+
+def _write_instance_yaml(target: Path) -> None:
+    """The default dagster.yaml, if there is none; written whole (no half file is ever read)."""
+    if target.exists():
+        return
+    text = DEFAULT_INSTANCE_YAML.read_text() if DEFAULT_INSTANCE_YAML.exists() else _FALLBACK_YAML
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, target)
+
+
+def _create_storage() -> None:
+    # Opening the instance creates (or checks) its run, event log and schedule storage.
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get():
+        pass

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from baton.db.engine import get_engine
+from baton.db.lock import migration_lock
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 # Not `alembic_version`: Dagster's storage uses that name when it shares the database.
@@ -26,14 +27,20 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` up to ``revision``."""
+    """Migrate the database at ``url`` up to ``revision``.
+
+    Under the migration lock: of processes starting at once on a fresh database, one migrates
+    and the others then find it at ``revision`` (Alembic reads the revision after the lock).
+    """
     get_engine(url)  # creates the SQLite folder if needed
-    command.upgrade(alembic_config(url), revision)
+    with migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "-1") -> None:
     """Migrate the database at ``url`` down to ``revision`` (``base`` empties it)."""
-    command.downgrade(alembic_config(url), revision)
+    with migration_lock(url):
+        command.downgrade(alembic_config(url), revision)
 
 
 def current_revision(url: str) -> str | None:
