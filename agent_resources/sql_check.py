@@ -1,7 +1,10 @@
 """Static checks of a declared SQL query: one statement, allowed tables, declared parameters.
 
-A small tokenizer, not a parser: it finds the tables a statement reads (after FROM, JOIN, a
-comma in a FROM list, subqueries, ``TABLE x``) and the words that would make it write.
+A small tokenizer, not a parser, and not the boundary: the database keeps a query read-only and
+its tables limited (``sql_sqlite``, ``sql_postgres``). This check is the early, friendly error
+when an entry is validated. Where SQLite and PostgreSQL would read the text differently (nested
+block comments, dollar quotes, ``U&`` escapes, backslashes, characters outside ASCII between
+tokens) it refuses rather than guesses, so what it sees is what both databases see.
 """
 
 from __future__ import annotations
@@ -25,23 +28,42 @@ class QuerySpec(BaseModel):
     params: dict[Identifier, InputSpec] = Field(default_factory=dict)
 
 
+# PostgreSQL's whitespace and line ends (its lexer ends a ``--`` comment at \n or \r); Python's
+# \s would also take Unicode spaces, which PostgreSQL reads as part of an identifier.
 _TOKEN = re.compile(
     r"""
-    (?P<space>\s+)
-    |(?P<comment>--[^\n]*|/\*.*?\*/)
+    (?P<space>[ \t\n\r\f\v]+)
+    |(?P<comment>--[^\n\r]*)
+    |(?P<uescape>[uU]&['"])
     |(?P<string>'(?:[^']|'')*')
     |(?P<ident>"(?:[^"]|"")*")
     |(?P<cast>::)
-    |(?P<param>:[^\W\d]\w*)
-    |(?P<word>[^\W\d]\w*)
+    |(?P<param>:[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<word>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)
-    |(?P<punct>.)
+    |(?P<punct>[(),.;*+\-/<>=%|&!~^@#?:])
     """,
-    re.VERBOSE | re.DOTALL,
+    re.VERBOSE,
 )
-# Characters whose meaning differs between dialects (dollar quotes, bracket or backtick
-# identifiers, backslash escapes, unterminated quotes): refused rather than guessed at.
-_REFUSED_CHARS = frozenset("'\"$[]`\\")
+_BLOCK_MARK = re.compile(r"/\*|\*/")
+# Functions that run SQL given as text, reach files, large objects, other connections or the
+# server, take locks, wait, or change settings (``set_config`` can even switch the role back):
+# refused by name; the database role is what denies them (docs/agents.md).
+_REFUSED_FUNCTIONS = frozenset(
+    {"set_config", "ts_stat", "ts_rewrite", "xpath_table", "nextval", "setval", "pg_notify",
+     "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile",
+     "pg_promote", "pg_switch_wal", "pg_stat_file", "pg_logdir_ls", "pg_export_snapshot",
+     "pg_import_system_collations", "load_extension", "readfile", "writefile", "edit",
+     "fts3_tokenizer"}
+)  # fmt: skip
+_REFUSED_FUNCTION_PREFIXES = (
+    "dblink", "lo_", "pg_read_", "pg_ls_", "pg_file_", "pg_sleep", "pg_advisory",
+    "pg_try_advisory", "query_to_", "cursor_to_", "table_to_", "schema_to_", "database_to_",
+    "pg_logical_", "pg_replication_", "pg_create_", "pg_drop_", "pg_copy_",
+)  # fmt: skip
+_DATA_CHANGING = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
+_ROW_LOCK_NEXT = frozenset({"UPDATE", "SHARE", "NO", "KEY"})
+
 _QUERY_STARTS = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
 _READ_STARTS = frozenset({"SELECT", "WITH"})
 _WRITE_STARTS = frozenset({"INSERT", "UPDATE", "DELETE"})
@@ -89,17 +111,49 @@ def tokenize(sql: str) -> list[_Token]:
     """The SQL's tokens, comments and whitespace left out.
 
     Raises:
-        ValueError: the SQL holds a character or literal whose meaning depends on the dialect.
+        ValueError: the SQL holds a character, literal or comment whose meaning depends on the
+            dialect, naming its offset.
     """
-    tokens = []
-    for match in _TOKEN.finditer(sql):
-        kind, value = match.lastgroup or "punct", match.group()
-        if kind in ("space", "comment"):
+    tokens, index = [], 0
+    while index < len(sql):
+        if sql.startswith("/*", index):
+            index = _block_comment_end(sql, index)
             continue
-        if (kind == "punct" and value in _REFUSED_CHARS) or (kind == "string" and "\\" in value):
-            raise ValueError(f"unsupported character {value[0]!r} (quotes, $, [], ` or \\)")
-        tokens.append(_Token(kind, value))
+        match = _TOKEN.match(sql, index)
+        if match is None:
+            raise ValueError(
+                f"unsupported character {sql[index]!r} at offset {index} (only ASCII outside "
+                "quotes; no $, [], `, \\ or unterminated quotes)"
+            )
+        kind, value = match.lastgroup or "punct", match.group()
+        if kind == "uescape":
+            raise ValueError(f"U& escapes are not supported (offset {index})")
+        if kind == "string" and "\\" in value:
+            raise ValueError(f"unsupported character: a backslash in a string (offset {index})")
+        index = match.end()
+        if kind not in ("space", "comment"):
+            tokens.append(_Token(kind, value))
     return tokens
+
+
+def _block_comment_end(sql: str, start: int) -> int:
+    """The offset after the ``/* ... */`` comment opening at ``start``, read as PostgreSQL does.
+
+    PostgreSQL nests block comments and SQLite does not, so a comment inside a comment would
+    hide different text from each: it is refused.
+    """
+    depth, index = 0, start
+    while (mark := _BLOCK_MARK.search(sql, index)) is not None:
+        depth += 1 if mark.group() == "/*" else -1
+        if depth > 1:
+            raise ValueError(
+                f"a /* comment inside a /* comment (offset {mark.start()}): PostgreSQL nests "
+                "them and SQLite does not"
+            )
+        if depth == 0:
+            return mark.end()
+        index = mark.end()
+    raise ValueError(f"unterminated /* comment (offset {start})")
 
 
 def _name_part(token: _Token) -> str:
@@ -124,10 +178,32 @@ def _statement_tokens(sql: str, read_only: bool) -> list[_Token]:
         raise ValueError(f"must be a SELECT or WITH statement (read_only is on), not {first}")
     if tokens[0].keyword not in _READ_STARTS | _WRITE_STARTS:
         raise ValueError(f"must be a SELECT, WITH, INSERT, UPDATE or DELETE statement, not {first}")
+    if read_only:
+        _refuse_row_locks(tokens)
     writes = sorted({t.keyword for t in tokens} & _WRITE_WORDS) if read_only else []
     if writes:
         raise ValueError(f"{writes[0]} can write, and read_only is on")
+    _refuse_functions(tokens)
     return tokens
+
+
+def _refuse_row_locks(tokens: list[_Token]) -> None:
+    for index, token in enumerate(tokens[:-1]):
+        following = tokens[index + 1].keyword
+        if token.keyword == "FOR" and following in _ROW_LOCK_NEXT:
+            raise ValueError(f"FOR {following} locks rows, which a read-only transaction refuses")
+
+
+def _refuse_functions(tokens: list[_Token]) -> None:
+    for index, token in enumerate(tokens[:-1]):
+        if not (token.is_name and tokens[index + 1].is_punct("(")):
+            continue
+        name = _name_part(token).lower()
+        if name in _REFUSED_FUNCTIONS or name.startswith(_REFUSED_FUNCTION_PREFIXES):
+            raise ValueError(
+                f"function '{name}' is not allowed in a tool query (it runs SQL given as text, "
+                "reaches files or the server, waits, or changes settings)"
+            )
 
 
 def _closing(tokens: list[_Token], start: int) -> int:
@@ -198,8 +274,8 @@ def read_tables(tokens: list[_Token]) -> list[tuple[str, int]]:
     """Every table a statement names after FROM, JOIN, INTO, UPDATE, USING or TABLE, with its index.
 
     Function-call parentheses (``EXTRACT(YEAR FROM d)``) are skipped; subqueries are read.
-    Functions that run SQL given as text (PostgreSQL's ``query_to_xml``) are not looked into:
-    give the database role only the grants the queries need.
+    Functions that run SQL given as text are refused by name (``_refuse_functions``), not
+    looked into: the database role is what limits them.
     """
     found: list[tuple[str, int]] = []
     stack, index = [_Frame(query=True)], 0
@@ -233,11 +309,15 @@ def _is_cte(name: str, index: int, ctes: list[_Cte], recursive: bool) -> bool:
     return any(c.name == name and (recursive or c.body_end < index) for c in ctes)
 
 
-def check_query(spec: QuerySpec, *, read_only: bool, allowed_tables: set[str]) -> None:
+def check_query(spec: QuerySpec, *, read_only: bool, allowed_tables: set[str]) -> bool:
     """Refuse a query that is not one safe statement over allowed tables with bound params.
 
+    Returns:
+        Whether the query changes data (it then runs in a read-write transaction; every other
+        query runs read-only, whatever ``read_only`` says).
+
     Raises:
-        ValueError: what is wrong, naming the table or parameter.
+        ValueError: what is wrong, naming the table, function or parameter.
     """
     tokens = _statement_tokens(spec.sql, read_only)
     ctes, recursive = _top_level_ctes(tokens)
@@ -246,6 +326,7 @@ def check_query(spec: QuerySpec, *, read_only: bool, allowed_tables: set[str]) -
             listed = ", ".join(sorted(allowed_tables)) or "none"
             raise ValueError(f"reads table '{name}', which is not in allowed_tables ({listed})")
     _check_params(spec)
+    return any(t.keyword in _DATA_CHANGING for t in tokens)
 
 
 def _check_params(spec: QuerySpec) -> None:

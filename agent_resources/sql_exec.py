@@ -1,136 +1,37 @@
-"""Running a checked query: pooled engines, read-only transactions, deadlines, JSON-safe rows."""
+"""Running a declared query on SQLite or PostgreSQL, with the database as the boundary.
+
+The static check (``sql_check``) is the early error; what keeps a query read-only, one
+statement, and within its tables is the database: ``sql_sqlite`` (read-only file and an
+authorizer) and ``sql_postgres`` (read-only transaction, a server-side prepared statement, the
+role). This module picks the backend and turns what the database refused into an
+``AgentError`` with secrets masked.
+"""
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from datetime import time as clock_time
-from decimal import Decimal
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, text
+import psycopg
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import ArgumentError
 
 from agent_resources.base import AgentError
+from agent_resources.sql_postgres import PgScope, ScopeChanged, Statement, connect, run_postgres
+from agent_resources.sql_result import Deadline, QueryResult, json_safe
+from agent_resources.sql_sqlite import run_sqlite
 from baton.secrets import Masker
 
+__all__ = ["PgScope", "QueryResult", "execute_query", "first_line", "json_safe"]
 
-@dataclass
-class QueryResult:
-    """What a query gave back, values already JSON-safe."""
-
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    truncated: bool
-    affected_rows: int | None = None
-
-
-@dataclass
-class _Deadline:
-    at: float | None
-    hit: bool = field(default=False)
-
-    def passed(self) -> bool:
-        self.hit = self.hit or (self.at is not None and time.monotonic() > self.at)
-        return self.hit
-
-    def progress(self) -> int:
-        """SQLite's progress handler: non-zero interrupts the statement."""
-        return int(self.passed())
-
-
-_MAX_ENGINES = 16
-_ENGINES: dict[str, Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def _new_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        # A fresh connection per query: PRAGMA query_only never leaks to another use.
-        return create_engine(parsed, poolclass=NullPool, hide_parameters=True)
-    connect_args = {"connect_timeout": 10} if parsed.get_driver_name() == "psycopg2" else {}
-    return create_engine(
-        parsed,
-        pool_pre_ping=True,
-        pool_size=2,
-        max_overflow=4,
-        hide_parameters=True,
-        connect_args=connect_args,
-    )
-
-
-def engine_for(url: str) -> Engine:
-    """The shared engine for ``url`` (one per URL and process)."""
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
-        if engine is None:
-            if len(_ENGINES) >= _MAX_ENGINES:
-                _ENGINES.pop(next(iter(_ENGINES))).dispose()
-            engine = _ENGINES[url] = _new_engine(url)
-        return engine
-
-
-def dispose_engines() -> None:
-    """Close every pooled connection (tests; before a database is dropped)."""
-    with _ENGINES_LOCK:
-        for engine in _ENGINES.values():
-            engine.dispose()
-        _ENGINES.clear()
-
-
-def _begin(connection: Connection, read_only: bool, deadline: _Deadline) -> None:
-    backend = connection.dialect.name
-    if backend == "sqlite":
-        if read_only:
-            connection.exec_driver_sql("PRAGMA query_only=ON")
-        raw = connection.connection.dbapi_connection
-        raw.set_progress_handler(deadline.progress, 1000)  # type: ignore[union-attr]
-    elif backend == "postgresql":
-        if read_only:
-            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-        if deadline.at is not None:
-            ms = str(max(int((deadline.at - time.monotonic()) * 1000), 1))
-            connection.execute(
-                text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": ms}
-            )
-    elif read_only:
-        raise AgentError(
-            f"read-only queries run on SQLite and PostgreSQL only, not {backend}", kind="config"
-        )
+_PARAM_POSITION = re.compile(r"parameter \$(\d+)")
 
 
 def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def _db_error(exc: DBAPIError, label: str, masker: Masker, deadline: _Deadline) -> AgentError:
-    detail = masker.text(first_line(exc.orig or exc))
-    code = str(getattr(exc.orig, "pgcode", None) or "")
-    if code == "57014" or deadline.hit:
-        return AgentError(f"{label} timed out: {detail}", kind="timeout")
-    transient = code.startswith(("08", "53", "57P")) or code in ("40001", "40P01")
-    if transient or exc.connection_invalidated or "database is locked" in detail:
-        return AgentError(f"{label} failed (database unavailable): {detail}", kind="server")
-    return AgentError(f"{label} failed: {detail}", kind="client")
-
-
-def _connect(url: str, masker: Masker) -> Connection:
-    try:
-        return engine_for(url).connect()
-    except ArgumentError as exc:
-        detail = masker.text(first_line(exc))
-        raise AgentError(f"not a usable database URL: {detail}", kind="config") from None
-    except SQLAlchemyError as exc:
-        detail = masker.text(first_line(getattr(exc, "orig", None) or exc))
-        raise AgentError(f"cannot connect to the database: {detail}", kind="server") from None
 
 
 def execute_query(
@@ -139,6 +40,9 @@ def execute_query(
     params: Mapping[str, Any],
     *,
     read_only: bool = True,
+    allowed_tables: Iterable[str] = (),
+    param_types: Mapping[str, str] | None = None,
+    scope: PgScope | None = None,
     max_rows: int = 1000,
     timeout_seconds: float | None = None,
     masker: Masker | None = None,
@@ -146,7 +50,9 @@ def execute_query(
 ) -> QueryResult:
     """Run one statement with bound ``params``, fetching at most ``max_rows`` rows.
 
-    Read-only statements run in a read-only transaction that is rolled back; others commit.
+    ``read_only`` statements run in a read-only transaction (SQLite: a read-only file) that is
+    rolled back; others commit. On SQLite only ``allowed_tables`` can be touched; on PostgreSQL
+    the ``scope``'s role decides. ``param_types`` are the declared input types by name.
 
     Raises:
         AgentError: ``server`` (cannot connect, database unavailable), ``timeout``, ``client``
@@ -154,52 +60,102 @@ def execute_query(
             (a value the driver cannot bind) or ``config`` (unusable URL or backend).
     """
     masker = masker or Masker()
-    deadline = _Deadline(None if timeout_seconds is None else time.monotonic() + timeout_seconds)
-    with _connect(url, masker) as connection:
+    deadline = Deadline.after(timeout_seconds)
+    backend, database = _backend(url, masker)
+    if backend == "sqlite":
+        return _sqlite(database, sql, params, read_only, allowed_tables, max_rows, deadline, label)
+    statement = Statement.of(sql, param_types or {})
+    try:
+        connection = connect(url)
+    except psycopg.Error as exc:
+        detail = masker.text(first_line(exc))
+        raise AgentError(f"cannot connect to the database: {detail}", kind="server") from None
+    with connection:
         try:
-            _begin(connection, read_only, deadline)
-            result = _fetch(connection, sql, params, max_rows)
-            connection.rollback() if read_only else connection.commit()
-        except DBAPIError as exc:
-            raise _db_error(exc, label, masker, deadline) from None
-        except (ValueError, OverflowError, TypeError) as exc:
-            detail = masker.text(first_line(exc))
-            message = f"{label}: a parameter cannot be bound: {detail}"
-            raise AgentError(message, kind="validation") from None
-    return result
+            return run_postgres(
+                connection,
+                statement,
+                params,
+                writes=not read_only,
+                scope=scope or PgScope(),
+                max_rows=max_rows,
+                deadline=deadline,
+            )
+        except psycopg.Error as exc:
+            raise _pg_error(exc, statement, label, masker) from exc
+        except ScopeChanged as exc:
+            message = f"{label} refused: {exc}; its rows are discarded"
+            raise AgentError(message, kind="client") from None
 
 
-def _fetch(
-    connection: Connection, sql: str, params: Mapping[str, Any], max_rows: int
+def _backend(url: str, masker: Masker) -> tuple[str, str]:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        detail = masker.text(first_line(exc))
+        raise AgentError(f"not a usable database URL: {detail}", kind="config") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        message = f"tool queries run on SQLite and PostgreSQL only, not {backend}"
+        raise AgentError(message, kind="config")
+    database = parsed.database or ""
+    if backend == "sqlite" and database in ("", ":memory:"):
+        raise AgentError("a SQLite tool database must be a file, not in memory", kind="config")
+    return backend, database
+
+
+def _sqlite(
+    path: str,
+    sql: str,
+    params: Mapping[str, Any],
+    read_only: bool,
+    tables: Iterable[str],
+    max_rows: int,
+    deadline: Deadline,
+    label: str,
 ) -> QueryResult:
-    result = connection.execute(text(sql), dict(params))
-    if not result.returns_rows:
-        return QueryResult([], [], False, affected_rows=result.rowcount)
-    columns = list(result.keys())
-    fetched = result.fetchmany(max_rows + 1)
-    result.close()
-    rows = [{c: json_safe(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
-    return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
+    try:
+        return run_sqlite(
+            path,
+            sql,
+            params,
+            writes=not read_only,
+            tables=tables,
+            max_rows=max_rows,
+            deadline=deadline,
+        )
+    except (sqlite3.Error, sqlite3.Warning) as exc:
+        raise _sqlite_error(exc, label, deadline) from None
+    except OverflowError as exc:
+        message = f"{label}: a parameter cannot be bound: {exc}"
+        raise AgentError(message, kind="validation") from None
 
 
-def json_safe(value: Any) -> Any:
-    """A database value as JSON: Decimal to float, dates to ISO strings, bytes to hex."""
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float | Decimal):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, datetime | date | clock_time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    return str(value)  # UUID, IP addresses, ranges and the like
+def _sqlite_error(exc: Exception, label: str, deadline: Deadline) -> AgentError:
+    detail = first_line(exc)
+    if deadline.hit or "interrupted" in detail:
+        return AgentError(f"{label} timed out: {detail}", kind="timeout")
+    unavailable = ("database is locked", "unable to open", "disk I/O", "database is busy")
+    if isinstance(exc, sqlite3.OperationalError) and any(u in detail for u in unavailable):
+        return AgentError(f"{label} failed (database unavailable): {detail}", kind="server")
+    if detail.startswith("Error binding parameter"):
+        return AgentError(f"{label}: a parameter cannot be bound: {detail}", kind="validation")
+    return AgentError(f"{label} failed: {detail}", kind="client")
 
 
-# --- The agent -----------------------------------------------------------------------------
+def _pg_error(exc: psycopg.Error, statement: Statement, label: str, masker: Masker) -> AgentError:
+    detail = masker.text(first_line(exc))
+    code = exc.sqlstate or ""
+    if code == "57014":
+        return AgentError(f"{label} timed out: {detail}", kind="timeout")
+    if code == "42P18":  # could not determine data type of parameter $n
+        detail = _PARAM_POSITION.sub(lambda m: _param_hint(statement, m), detail)
+    transient = code.startswith(("08", "53", "57P")) or code in ("40001", "40P01", "55P03")
+    if transient or (isinstance(exc, psycopg.OperationalError) and not code):
+        return AgentError(f"{label} failed (database unavailable): {detail}", kind="server")
+    return AgentError(f"{label} failed: {detail}", kind="client")
+
+
+def _param_hint(statement: Statement, match: re.Match[str]) -> str:
+    name = statement.parameter_name(int(match.group(1)))
+    return f"parameter :{name} (give it a type: CAST(:{name} AS TEXT))" if name else match[0]

@@ -2,10 +2,13 @@
 
 A step names a query and gives its parameters; the SQL text comes only from the entry and the
 parameters are bound, never spliced in, so no input can change what the statement does or which
-tables it reads. Every declared query is checked when the agent is built: one statement, a
-``SELECT``/``WITH`` when ``read_only`` (the default), reading only ``allowed_tables``. Read-only
-queries also run in a read-only transaction (SQLite ``PRAGMA query_only``, PostgreSQL ``SET
-TRANSACTION READ ONLY``), so a write is refused by the database even if a check missed it.
+tables it reads. The entry's author is not trusted either: every declared query is checked when
+the agent is built (one statement, a ``SELECT``/``WITH`` when ``read_only``, the default,
+reading only ``allowed_tables``), and that check is only the early error. The database keeps
+the query in bounds (``sql_exec``): on SQLite a read-only file and an authorizer allowing only
+the allowed tables; on PostgreSQL one prepared statement in a read-only transaction it cannot
+end, a statement timeout, the entry's ``search_path`` and, when given, ``role``. A query that
+changes data runs read-write only if ``read_only`` is off and its statement is a write.
 
 The database is the URL in the env var ``database_url_env`` (default
 ``BATON_FINANCE_DATABASE_URL``), else ``database_url`` from the config, else the embedded SQLite
@@ -22,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -31,19 +34,21 @@ from agent_resources.catalog import AgentEntry
 from agent_resources.finance_data import default_finance_url, seed_finance_db
 from agent_resources.http import masker_for
 from agent_resources.sql_check import QuerySpec, check_query
-from agent_resources.sql_exec import QueryResult, execute_query, first_line
+from agent_resources.sql_exec import PgScope, QueryResult, execute_query, first_line
 from baton.secrets import Masker
+from baton.settings import get_settings
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 from orchestration_defs.language.models import Identifier
 
 DEFAULT_URL_ENV = "BATON_FINANCE_DATABASE_URL"
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+_PG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class ToolConfig(BaseModel):
     """Where the database is and which queries the agent may run there."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     database_url_env: str = Field(
         DEFAULT_URL_ENV, description="Env var holding the SQLAlchemy URL (declare it in env)."
@@ -55,24 +60,42 @@ class ToolConfig(BaseModel):
     allowed_tables: list[str] = Field(
         default_factory=list, description="Tables queries may read; schema-qualified as written."
     )
+    schema_: str | None = Field(
+        "public",
+        alias="schema",
+        description="PostgreSQL: the only schema on the search_path (pg_catalog aside).",
+    )
+    role: str | None = Field(
+        None, description="PostgreSQL: role the queries run as (SET LOCAL ROLE); see docs."
+    )
     max_rows: int | None = Field(None, ge=1, description="Rows returned; default limits.max_rows.")
     queries: dict[Identifier, QuerySpec] = Field(min_length=1)
+    _writes: dict[str, bool] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _safe_queries(self) -> ToolConfig:
         bad = [t for t in self.allowed_tables if not _TABLE_NAME.match(t)]
         if bad:
             raise ValueError(f"allowed_tables: not a table name: {', '.join(bad)}")
+        for field, value in (("schema", self.schema_), ("role", self.role)):
+            if value is not None and not _PG_NAME.match(value):
+                raise ValueError(f"{field}: not a PostgreSQL name: {value!r}")
         allowed = {t.lower() for t in self.allowed_tables}
         problems = []
         for name, spec in self.queries.items():
             try:
-                check_query(spec, read_only=self.read_only, allowed_tables=allowed)
+                self._writes[name] = check_query(
+                    spec, read_only=self.read_only, allowed_tables=allowed
+                )
             except ValueError as exc:
                 problems.append(f"query '{name}': {exc}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def writes(self, name: str) -> bool:
+        """Whether query ``name`` changes data (it alone runs read-write)."""
+        return self._writes.get(name, False)
 
 
 class ToolInput(BaseModel):
@@ -98,6 +121,27 @@ def ensure_seeded(url: str) -> None:
             return
         seed_finance_db(url)
         _SEEDED.add(url)
+
+
+_LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
+
+
+def _database_identity(url: str) -> tuple[str, ...]:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return (backend, str(Path(parsed.database or "").expanduser().resolve()))
+    host = parsed.host or ""
+    host = "localhost" if host in _LOCAL_HOSTS or host.startswith("/") else host.lower()
+    return (backend, host, str(parsed.port or 5432), parsed.database or "")
+
+
+def is_batons_database(url: str) -> bool:
+    """Whether ``url`` names the database of Baton's own tables (tokens, runs, secrets)."""
+    try:
+        return _database_identity(url) == _database_identity(get_settings().db_url)
+    except ArgumentError:
+        return False
 
 
 def _validation_problems(exc: ValidationError) -> str:
@@ -149,7 +193,10 @@ class ToolAgent(Agent):
             url,
             spec.sql,
             params,
-            read_only=self.config.read_only,
+            read_only=not self.config.writes(data.query),
+            allowed_tables=self.config.allowed_tables,
+            param_types={name: p.type for name, p in spec.params.items()},
+            scope=PgScope(role=self.config.role, schema=self.config.schema_),
             max_rows=self.max_rows,
             timeout_seconds=request.timeout_seconds or self.entry.limits.timeout_seconds,
             masker=self._masker(request.env, url),
@@ -186,7 +233,14 @@ class ToolAgent(Agent):
     def _url(self, env: Mapping[str, str]) -> str:
         url = env.get(self.config.database_url_env) or self.config.database_url
         if url:
-            return re.sub(r"^postgres://", "postgresql://", url)
+            url = re.sub(r"^postgres://", "postgresql://", url)
+            if is_batons_database(url):
+                raise AgentError(
+                    f"agent '{self.entry.slug}': {self.config.database_url_env} points at "
+                    "Baton's own database; tool agents may not query it",
+                    kind="config",
+                )
+            return url
         url = default_finance_url()
         try:
             ensure_seeded(url)

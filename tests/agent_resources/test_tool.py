@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from agent_resources.base import AgentError, AgentRequest, AgentResult
 from agent_resources.catalog import AgentEntry, agent_catalog
 from agent_resources.contracts import agent_input_checks
 from agent_resources.finance_data import kpi_rows, seed_finance_db
-from agent_resources.sql_exec import dispose_engines, execute_query, json_safe
+from agent_resources.sql_exec import execute_query, json_safe
 from agent_resources.tool import ToolAgent
 
 URL_ENV = "BATON_FINANCE_DATABASE_URL"
+TABLES = ["kpi_monthly", "regions"]
 SPAN = {"start_month": "2024-01", "end_month": "2025-12"}
 FREE_TEXT_QUERY = {
     "description": "Rows of one region, the region given as free text.",
@@ -31,7 +34,6 @@ def finance_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     seed_finance_db(url)
     yield url
-    dispose_engines()
 
 
 @pytest.fixture
@@ -310,10 +312,11 @@ def test_safe_queries_are_accepted(entry: AgentEntry, sql: str) -> None:
 )
 def test_read_only_execution_cannot_write(finance_url: str, sql: str) -> None:
     with pytest.raises(AgentError) as caught:
-        execute_query(finance_url, sql, {}, read_only=True)
+        execute_query(finance_url, sql, {}, read_only=True, allowed_tables=TABLES)
     assert caught.value.kind == "client" and not caught.value.retryable
     assert kpi_count(finance_url) == 96
-    lowest = execute_query(finance_url, "SELECT MIN(revenue) AS low FROM kpi_monthly", {}).rows
+    lowest_sql = "SELECT MIN(revenue) AS low FROM kpi_monthly"
+    lowest = execute_query(finance_url, lowest_sql, {}, allowed_tables=TABLES).rows
     assert lowest[0]["low"] == pytest.approx(min(r["revenue"] for r in kpi_rows()))
 
 
@@ -417,7 +420,6 @@ def test_an_unreachable_postgres_is_a_retryable_server_error(entry: AgentEntry) 
     error = fails(entry, url, {"query": "latest_month"})
     assert error.kind == "server" and error.retryable
     assert "hunter2-secret" not in str(error)
-    dispose_engines()
 
 
 def test_an_unopenable_sqlite_file_is_a_server_error(entry: AgentEntry, tmp_path: Path) -> None:
@@ -427,7 +429,8 @@ def test_an_unopenable_sqlite_file_is_a_server_error(entry: AgentEntry, tmp_path
 
 
 def test_an_sql_error_is_a_client_error(entry: AgentEntry, sqlite_url: str) -> None:
-    error = fails(entry, sqlite_url, {"query": "latest_month"})  # an empty database
+    sqlite3.connect(make_url(sqlite_url).database or "").close()  # an empty database file
+    error = fails(entry, sqlite_url, {"query": "latest_month"})
     assert error.kind == "client" and not error.retryable
     assert "query 'latest_month' failed" in str(error) and "kpi_monthly" in str(error)
 
