@@ -35,6 +35,13 @@ class ApiConfig(BaseModel):
     poll_interval_seconds: float = Field(2.0, gt=0)
     result_field: str | None = Field("data", description="Dotted path; None: whole execution.")
     retry_failed_executions: bool = True
+    without_base_url: Literal["fail", "dry_run"] = Field(
+        "fail",
+        description=(
+            "When the base URL's env var is unset: fail with a config error, or send nothing "
+            "and answer what would have been sent (offline defaults for publishing agents)."
+        ),
+    )
 
 
 class ApiAgent(Agent):
@@ -49,7 +56,9 @@ class ApiAgent(Agent):
       a canceled execution raises kind ``server``, never retryable (a person stopped it);
     - transient errors while polling (429, 5xx, timeouts) do not fail the call: polling goes
       on until the deadline, since failing would make the step re-trigger the workflow;
-    - past the deadline (request or entry ``timeout_seconds``) it raises kind ``timeout``.
+    - past the deadline (request or entry ``timeout_seconds``) it raises kind ``timeout``;
+    - with ``without_base_url: dry_run`` and the base URL unset, nothing is sent: the output
+      says ``dry_run: true`` and holds the payload (a publisher that works offline by default).
 
     Every request carries ``Idempotency-Key``; secrets are masked in messages and output.
     """
@@ -58,6 +67,8 @@ class ApiAgent(Agent):
     config: ApiConfig
 
     def run(self, request: AgentRequest) -> AgentResult:
+        if self._is_dry_run(request.env):
+            return self._dry_run(request)
         base_url = self._base_url(request.env)
         key = request.env.get(self.config.api_key_env, "")
         masker = masker_for(self.entry, request.env, [key])
@@ -73,6 +84,23 @@ class ApiAgent(Agent):
                 answer, usage = self._poll(client, base_url, answer, started + timeout, masker)
         usage["latency_ms"] = round((time.monotonic() - started) * 1000)
         return AgentResult(output=masker.mask(answer), usage=usage)
+
+    def _is_dry_run(self, env: Mapping[str, str]) -> bool:
+        unset = not env.get(self.config.base_url_env, "").strip()
+        return unset and self.config.without_base_url == "dry_run"
+
+    def _dry_run(self, request: AgentRequest) -> AgentResult:
+        """No network at all: the answer says so and holds what would have been POSTed."""
+        masker = masker_for(self.entry, request.env, [request.env.get(self.config.api_key_env, "")])
+        payload = json.loads(self._payload(request.input))
+        output = {
+            "dry_run": True,
+            "sent": False,
+            "reason": f"{self.config.base_url_env} is not set",
+            "path": self.config.webhook_path,
+            "payload": payload,
+        }
+        return AgentResult(output=masker.mask(output), usage={"latency_ms": 0, "dry_run": True})
 
     def _base_url(self, env: Mapping[str, str]) -> str:
         name = self.config.base_url_env

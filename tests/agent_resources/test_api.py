@@ -192,3 +192,44 @@ def test_status_4xx_while_polling_fails_at_once(server: FakeServer) -> None:
     error = failure(agent(mode="poll"), server)
     assert error.kind == "client"
     assert len(server.calls("GET", STATUS)) == 1
+
+
+PUBLISH_KEY = "publish-key-0123456789"
+POST = {"channel": "finance-kpis", "period": "2025-01 to 2025-03", "summary": "Revenue rose."}
+
+
+def publish(env: dict[str, str]) -> AgentResult:
+    request = AgentRequest(run_id="run-9", step_id="publish", attempt=1, input=POST, env=env)
+    return ApiAgent(agent_catalog()["publisher"]).run(request)
+
+
+def test_publisher_posts_to_the_target_with_its_key(server: FakeServer) -> None:
+    server.route("POST", "/publish", lambda req: Reply(201, {"id": "p-1", "echo": req.json()}))
+    result = publish({"BATON_PUBLISH_URL": server.url, "BATON_PUBLISH_KEY": PUBLISH_KEY})
+    assert result.output == {"id": "p-1", "echo": POST}
+    [sent] = server.calls("POST", "/publish")
+    assert sent.json() == POST
+    assert sent.headers["x-api-key"] == PUBLISH_KEY
+    assert sent.headers["idempotency-key"] == "run-9:publish:1"
+
+
+def test_publisher_without_a_url_is_a_dry_run_that_sends_nothing(server: FakeServer) -> None:
+    result = publish({"BATON_PUBLISH_KEY": PUBLISH_KEY})
+    assert result.output == {
+        "dry_run": True,
+        "sent": False,
+        "reason": "BATON_PUBLISH_URL is not set",
+        "path": "/publish",
+        "payload": POST,
+    }
+    assert server.requests == []
+    assert agent_catalog()["publisher"].missing_env({}) == []
+
+
+def test_a_dry_run_masks_a_secret_found_in_the_payload() -> None:
+    leaked = {**POST, "summary": f"key {PUBLISH_KEY}"}
+    request = AgentRequest(
+        run_id="r", step_id="s", attempt=1, input=leaked, env={"BATON_PUBLISH_KEY": PUBLISH_KEY}
+    )
+    result = ApiAgent(agent_catalog()["publisher"]).run(request)
+    assert PUBLISH_KEY not in str(result.output)

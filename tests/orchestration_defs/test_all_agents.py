@@ -1,5 +1,6 @@
 """One orchestration uses all seven named agents against a real local server that answers like
-OpenAI (chat and images), Google's image API and n8n; a sandbox attack fails only its step."""
+OpenAI (chat and images), Google's image API, n8n and a publishing target; a sandbox attack
+fails only its step."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tests.orchestration_defs.test_deliverables_and_secrets import (
 OPENAI_KEY = "sk-smoke" + uuid.uuid4().hex
 GOOGLE_KEY = "AIzaSmoke" + uuid.uuid4().hex
 N8N_KEY = "n8n-" + uuid.uuid4().hex
+PUBLISH_KEY = "publish-" + uuid.uuid4().hex
 PNG_B64 = base64.b64encode(PNG_BYTES).decode()
 
 ALL_AGENTS = """
@@ -46,9 +48,9 @@ steps:
   - id: summary
     agent: summarizer
     with: {rows: "{{ steps.kpis.output.rows }}"}
-  - id: finance
-    agent: finance-manager
-    with: {start_month: "2025-01", end_month: "2025-03"}
+  - id: publish
+    agent: publisher
+    with: {channel: finance-kpis, summary: "{{ steps.summary.output.summary }}"}
   - id: campaign
     agent: marketing-swarm
     with: {brief: "{{ steps.summary.output.summary }}"}
@@ -67,7 +69,7 @@ steps:
       summary: "{{ steps.summary.output.summary }}"
       campaign: "{{ steps.campaign.output }}"
       hero: "{{ steps.hero.output.choice }}"
-      finance: "{{ steps.finance.output.period }}"
+      published: "{{ steps.publish.output.id }}"
       images: ["{{ steps.openai_art.output.provider }}", "{{ steps.google_art.output.provider }}"]
 outputs:
   report: "{{ steps.report.output }}"
@@ -117,6 +119,7 @@ def services(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
         )
         done = {"id": "ex-7", "finished": True, "status": "success", "data": {"ideas": 3}}
         server.route("GET", "/api/v1/executions/ex-7", lambda _r: Reply(200, done))
+        server.route("POST", "/publish", lambda _r: Reply(201, {"id": "post-1"}))
         for name, value in {
             "OPENAI_API_KEY": OPENAI_KEY,
             "OPENAI_BASE_URL": server.url + "/v1",
@@ -124,6 +127,8 @@ def services(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
             "GOOGLE_API_BASE": server.url,
             "N8N_BASE_URL": server.url,
             "N8N_API_KEY": N8N_KEY,
+            "BATON_PUBLISH_URL": server.url,
+            "BATON_PUBLISH_KEY": PUBLISH_KEY,
         }.items():
             monkeypatch.setenv(name, value)
         yield server
@@ -142,11 +147,11 @@ def test_one_orchestration_uses_all_seven_agents(
     assert report["summary"] == "Revenue rose in EMEA."
     assert report["campaign"] == {"ideas": 3}
     assert report["hero"] == "image-generator-openai"
-    assert report["finance"] == "2025-01 to 2025-03"
+    assert report["published"] == "post-1"
     assert report["images"] == ["openai", "google"]
     detail = store.run_detail(run.id)
     assert {s.step_id: s.status for s in detail.steps} == dict.fromkeys(
-        ["kpis", "summary", "finance", "campaign", "openai_art", "google_art", "hero", "report"],
+        ["kpis", "summary", "publish", "campaign", "openai_art", "google_art", "hero", "report"],
         "completed",
     )
     payloads = [e.payload for e in detail.events if e.payload.get("step_id") == "summary"]
@@ -165,11 +170,14 @@ def test_one_orchestration_uses_all_seven_agents(
     assert all(Path(p.removeprefix("file://")).read_bytes() == PNG_BYTES for p in paths if p)
     sent = {r.path: r.headers for r in services.requests}
     assert sent["/webhook/marketing-swarm"]["x-n8n-api-key"] == N8N_KEY
+    assert sent["/publish"]["x-api-key"] == PUBLISH_KEY
+    [post] = services.calls("POST", "/publish")
+    assert post.json() == {"channel": "finance-kpis", "summary": "Revenue rose in EMEA."}
     # The keys reached the services and nothing else: not the tables, logs, events or files.
     haystack = dump_tables(url) + dagster_text(
         dagster_instance, result.run_id, Path(dagster_instance.root_directory)
     )
-    for key in (OPENAI_KEY, GOOGLE_KEY, N8N_KEY):
+    for key in (OPENAI_KEY, GOOGLE_KEY, N8N_KEY, PUBLISH_KEY):
         assert key not in haystack
 
 
