@@ -59,6 +59,8 @@ class Claim:
     job: str = ""
     attempt: int = 1
     decided_by: str | None = None
+    # A child run's place in its tree (baton/parent_run_id, ...), on every segment of it.
+    lineage: tuple[tuple[str, str], ...] = ()
 
     @property
     def segment_id(self) -> str:
@@ -74,6 +76,7 @@ class Claim:
     def segment(self, launched_by: str) -> segments.SegmentPlan:
         """The next segment of the claimed run."""
         tags = {
+            **dict(self.lineage),
             segments.APPROVAL_TAG: str(self.approval_id),
             segments.DECISION_TAG: self.decision,
             segments.LAUNCHED_BY_TAG: launched_by,
@@ -485,9 +488,17 @@ def _check_approver(s: Session, approval: HumanApproval, run: OrchestrationRun, 
             f"'{name}' is not among the approvers of this "
             f"checkpoint ({', '.join(sorted(approvers))})",
         )
-    if not approval.policy.get("allow_self_approval") and run.created_by == user.name:
+    if not approval.policy.get("allow_self_approval") and _launcher(s, run) == user.name:
         raise ApprovalError("forbidden", f"'{name}' launched this run and may not approve it")
     return user
+
+
+def _launcher(s: Session, run: OrchestrationRun) -> str | None:
+    """Who launched the run, for no-self-approval: inside a tree, whoever launched the root."""
+    if run.root_run_id is None:
+        return run.created_by
+    root = RunsRepository(s).get(run.root_run_id, include_deleted=True)
+    return root.created_by if root is not None else run.created_by
 
 
 def _why_not(s: Session, approval_id: uuid.UUID, user: str) -> str | None:
@@ -555,6 +566,7 @@ def _claim_of(s: Session, approval: HumanApproval, run: OrchestrationRun, launch
         job=segments.job_for(run.orchestration, run.version, newest.version if newest else None),
         attempt=approval.launch_attempts,
         decided_by=approval.decided_by,
+        lineage=tuple(segments.lineage_tags(run).items()),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from baton import segments
 from baton.approvals import Approvals, Claim, cancel_open
+from baton.children import Advance, Children, ChildRequest, abort_tree, close_waiting_steps
 from baton.db.models import HumanApproval, OrchestrationRun
 from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
 from baton.store.definitions import DefinitionsRepository
@@ -149,6 +150,7 @@ class Lifecycle:
             return None
         if not claim.launch:  # an abort decision: nothing to launch, the run has ended
             self._settle(claim.run_id, claim.last_dagster_run_id, "aborted", "aborted by decision")
+            self.child_ended(claim.run_id)
             return None
         return self.launch_claim(claim)
 
@@ -190,7 +192,8 @@ class Lifecycle:
             except IllegalTransition as exc:
                 raise LifecycleError("conflict", str(exc)) from exc
             cancelled = cancel_open(s, run, reason)
-            _close_waiting_steps(s, run_id, reason)
+            close_waiting_steps(s, run_id, reason)
+            below = abort_tree(s, run_id, f"{reason} (a run above it)")
             EventsRepository(s).append(
                 organization=run.organization,
                 type="run.aborted",
@@ -203,7 +206,42 @@ class Lifecycle:
             )
         # After the commit: a segment still running is canceled, an ended one shows Canceled.
         self._settle(run.id, run.last_dagster_run_id, "aborted", reason)
+        for child_id, status, last, why in below:
+            self._settle(child_id, last, status, why)
+        if run.parent_run_id is not None:
+            self.child_ended(run.id)
         return run
+
+    # child runs ---------------------------------------------------------------------------
+
+    def start_children(self, request: ChildRequest, *, max_depth: int) -> Advance:
+        """Create a step's children and launch the first ``max_parallel`` of them.
+
+        Raises:
+            ChildError: the children cannot be created (the step's problem, not the run's).
+        """
+        advance = Children(self.store, via=self.via).spawn(request, max_depth=max_depth)
+        self._carry_out(advance)
+        return advance
+
+    def child_ended(self, child_id: uuid.UUID) -> None:
+        """The fast path after a child's end: launch the next children or resume the parent
+        (exactly one caller wins each), and pass a parent's own end up the tree."""
+        current: uuid.UUID | None = child_id
+        while current is not None:
+            advance = Children(self.store, via=self.via).child_ended(current)
+            self._carry_out(advance)
+            current = advance.ended
+
+    def _carry_out(self, advance: Advance) -> None:
+        for run_id, status, last, reason in advance.settle:
+            self._settle(run_id, last, status, reason)
+        for plan in advance.launch:
+            launched = self._launch(plan, fail_run=False)
+            if launched.dagster_run_id is None:
+                Children(self.store, via=self.via).launch_failed(
+                    plan.run_id, segment_id=plan.segment_id, reason=launched.error or "not launched"
+                )
 
     def retry_step(
         self, run_id: uuid.UUID, step_id: str, *, by: str, organization: str | None = None
@@ -319,7 +357,8 @@ class Lifecycle:
                 run.orchestration, run.version, newest.version if newest else None
             )
             inputs = dict(run.inputs)
-        tags = {segments.LAUNCHED_BY_TAG: self.via, segments.USER_TAG: user}
+            lineage = segments.lineage_tags(run)
+        tags = {**lineage, segments.LAUNCHED_BY_TAG: self.via, segments.USER_TAG: user}
         return segments.plan(run_id, job=job, inputs=inputs, tags=tags)
 
     def _settle(
@@ -348,16 +387,6 @@ class Lifecycle:
                 )
             return Launched(segment.run_id, error=message)
         return Launched(segment.run_id, dagster_run_id=dagster_run_id)
-
-
-def _close_waiting_steps(s: Any, run_id: uuid.UUID, reason: str) -> None:
-    """Steps waiting for a person end with the run: failed, with the abort as their error."""
-    steps = StepsRepository(s)
-    for step in steps.list(run_id):
-        if step.status == "waiting":
-            steps.transition(
-                run_id, step.step_id, "failed", error={"message": reason, "type": "Aborted"}
-            )
 
 
 def _run(s: Any, run_id: uuid.UUID, organization: str | None) -> OrchestrationRun:

@@ -32,6 +32,11 @@ CONTINUES_TAG = "baton/continues"
 DECISION_TAG = "baton/decision"
 LAUNCHED_BY_TAG = "baton/launched_by"
 USER_TAG = "baton/user"
+# Lineage of a child run's segments (docs/sub-orchestrations.md): filtering the Dagster UI by
+# ROOT_TAG lists every segment of a tree below its root.
+PARENT_RUN_TAG = "baton/parent_run_id"
+ROOT_RUN_TAG = "baton/root_run_id"
+PARENT_STEP_TAG = "baton/parent_step"
 # An optional config field of the start op, kept so runs launched by older Baton still start;
 # segments carry their run in RUN_TAG instead.
 RUN_ID_FIELD = "baton_run_id"
@@ -54,6 +59,22 @@ def segment_of_dagster_run(run: Any) -> str:
     if run.parent_run_id is None and run.tags.get(SEGMENT_TAG):
         return str(run.tags[SEGMENT_TAG])
     return str(run.run_id)
+
+
+def lineage_tags(run: Any, *, has_children: bool = False) -> dict[str, str]:
+    """Tags that place a run's segments in its tree: a child's parent, root and parent step
+    (``parent_step[index]`` under ``for_each``); a parent's own id as the root it is. Runs
+    without a parent or children get none."""
+    if run.parent_run_id is None:
+        return {ROOT_RUN_TAG: str(run.id)} if has_children else {}
+    step = str(run.parent_step_id)
+    if run.parent_step_index is not None:
+        step = f"{step}[{run.parent_step_index}]"
+    return {
+        PARENT_RUN_TAG: str(run.parent_run_id),
+        ROOT_RUN_TAG: str(run.root_run_id or run.parent_run_id),
+        PARENT_STEP_TAG: step,
+    }
 
 
 def run_config(inputs: Mapping[str, Any]) -> dict[str, Any]:

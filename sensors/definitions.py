@@ -18,6 +18,7 @@ from dagster import Definitions, JobDefinition, SensorDefinition
 from dagster._core.definitions.target import AutomationTarget
 
 from sensors.approvals import build_approval_sensor
+from sensors.children import build_children_sensor
 from sensors.run_failure import baton_run_failure_sensor
 from sensors.segment_status import baton_segment_status_sensor
 from sensors.timeouts import baton_checkpoint_timeout_sensor
@@ -43,6 +44,7 @@ def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
         names = list(job_names)
         sensors.append(targeting(build_approval_sensor(names), names))
         sensors.append(targeting(build_webhook_sensor(names), names))
+        sensors.append(targeting(build_children_sensor(names), names))
     return sensors
 
 

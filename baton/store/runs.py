@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from baton.db.models import OrchestrationDefinition, OrchestrationRun, utcnow
@@ -125,6 +125,15 @@ class RunsRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def clear_launch_claim(self, run_id: uuid.UUID) -> None:
+        """The claimed segment started: nothing is left for the children sensor to launch."""
+        self.session.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id)
+            .values(launch_claimed_at=None, launch_claimed_by=None, launch_error=None)
+            .execution_options(synchronize_session=False)
+        )
+
     def set_dagster_run(self, run_id: uuid.UUID, dagster_run_id: str) -> None:
         self.session.execute(
             update(OrchestrationRun)
@@ -140,6 +149,7 @@ class RunsRepository:
         status: str | None = None,
         orchestration: str | None = None,
         parent_run_id: uuid.UUID | None = None,
+        root_run_id: uuid.UUID | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> Sequence[OrchestrationRun]:
@@ -153,6 +163,10 @@ class RunsRepository:
             query = query.where(OrchestrationRun.orchestration == orchestration)
         if parent_run_id is not None:
             query = query.where(OrchestrationRun.parent_run_id == parent_run_id)
+        if root_run_id is not None:  # the root and every run below it
+            query = query.where(
+                or_(OrchestrationRun.id == root_run_id, OrchestrationRun.root_run_id == root_run_id)
+            )
         query = query.order_by(OrchestrationRun.created_at.desc(), OrchestrationRun.id)
         return self.session.scalars(query.limit(limit).offset(offset)).all()
 

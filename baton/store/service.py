@@ -60,6 +60,8 @@ class Segment:
     orchestration: str
     version: int
     inputs: dict[str, Any]
+    # A child's parent: its end must advance the parent's step (None for most runs).
+    parent_run_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ class RunStore:
             if run.status != "running":  # a crashed segment's successor keeps 'running'
                 run = runs.transition(run_id, "running", error=None)
             runs.set_dagster_run(run_id, dagster_run_id)
+            if run.launch_claimed_by is not None:  # the claim that launched it is fulfilled
+                runs.clear_launch_claim(run_id)
             step_repo = StepsRepository(s)
             for position, plan in enumerate(steps):
                 step_repo.ensure(
@@ -250,7 +254,12 @@ class RunStore:
                 payload={"dagster_run_id": dagster_run_id, "segment": run.segment_id},
             )
             return Segment(
-                run.id, run.organization, run.orchestration, run.version, dict(run.inputs)
+                run.id,
+                run.organization,
+                run.orchestration,
+                run.version,
+                dict(run.inputs),
+                run.parent_run_id,
             )
 
     def check_segment(self, run_id: uuid.UUID, segment: str) -> None:

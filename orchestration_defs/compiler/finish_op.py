@@ -7,6 +7,7 @@ from typing import Any
 from dagster import Failure, In, OpDefinition, OpExecutionContext, Out, Output
 
 from baton.dagster_status import tag_run_segments
+from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
     BATON_IN,
     STORE_KEY,
@@ -49,6 +50,8 @@ def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
         store.complete_run(run_id, outputs)
         context.log.info(f"orchestration run {run_id} completed")
         _tag_completed(context, run_id)
+        if baton.get("parent_run_id"):
+            child_ended(context, store, run_id)
         yield Output(store.mask(outputs), "result")
 
     return OpDefinition(

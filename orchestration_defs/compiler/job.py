@@ -7,6 +7,7 @@ from dagster import (
     GraphDefinition,
     JobDefinition,
     NodeInvocation,
+    OpDefinition,
     in_process_executor,
 )
 
@@ -14,19 +15,25 @@ from orchestration_defs.compiler.checkpoint_op import build_checkpoint_op
 from orchestration_defs.compiler.common import BATON_IN, dep_input, op_name
 from orchestration_defs.compiler.config import job_config
 from orchestration_defs.compiler.finish_op import build_finish_op
+from orchestration_defs.compiler.orchestration_op import build_orchestration_op
 from orchestration_defs.compiler.start_op import build_start_op
 from orchestration_defs.compiler.step_op import build_step_op
 from orchestration_defs.language.graph import step_dependencies
-from orchestration_defs.language.models import OrchestrationSpec
+from orchestration_defs.language.models import OrchestrationSpec, StepSpec
+
+
+def _build_step(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
+    if step.checkpoint is not None:
+        return build_checkpoint_op(spec, step)
+    if step.orchestration is not None:
+        return build_orchestration_op(spec, step)
+    return build_step_op(spec, step)
 
 
 def build_job(spec: OrchestrationSpec) -> JobDefinition:
     """The Dagster job for ``spec``; the in-process executor avoids a process per step."""
     start = build_start_op(spec)
-    steps = [
-        build_checkpoint_op(spec, step) if step.checkpoint else build_step_op(spec, step)
-        for step in spec.steps
-    ]
+    steps = [_build_step(spec, step) for step in spec.steps]
     finish = build_finish_op(spec)
     start_dep = DependencyDefinition(start.name)
     dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}

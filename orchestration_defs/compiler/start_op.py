@@ -49,6 +49,8 @@ def build_start_op(spec: OrchestrationSpec) -> OpDefinition:
                 "organization": segment.organization,
                 "orchestration": spec.slug,
                 "version": segment.version,
+                # Set for child runs only: their end advances the parent's step.
+                "parent_run_id": str(segment.parent_run_id) if segment.parent_run_id else None,
             },
             "result",
         )

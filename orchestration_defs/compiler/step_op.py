@@ -28,6 +28,7 @@ from baton.assets import asset_store
 from baton.settings import get_settings
 from baton.store.service import DeliverableRecord, RunStore, Superseded
 from orchestration_defs.compiler.agent_call import call_agent, classify
+from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
     BATON_IN,
     STORE_KEY,
@@ -166,7 +167,9 @@ def _attempt(
     try:
         return attempt, call_agent(agent, request, step.timeout_seconds)
     except Exception as exc:  # every failure is recorded before Dagster sees it
-        _record_failure(context, store, run_id, step, attempt, exc, max_retries)
+        _record_failure(
+            context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
+        )
 
 
 def _record_failure(
@@ -177,6 +180,7 @@ def _record_failure(
     attempt: int,
     exc: Exception,
     max_retries: int,
+    parent_run_id: str | None = None,
 ) -> NoReturn:
     failure = classify(exc)
     final = not failure.retryable or context.retry_number >= max_retries
@@ -190,6 +194,8 @@ def _record_failure(
     store.fail_step(run_id, step.id, error=error, will_retry=not final)
     if final:
         store.fail_run(run_id, {"step_id": step.id, **error})
+        if parent_run_id:
+            child_ended(context, store, run_id)
     text = f"step '{step.id}' attempt {attempt} failed ({failure.kind}): {message}"
     if not final and failure.retry_after is not None:
         context.log.warning(f"{text}; retrying after {failure.retry_after:g} s (Retry-After)")
