@@ -1,16 +1,17 @@
 """Function agents: Python code held in the catalog entry, run in a limited child process.
 
-The entry's ``config.code`` defines ``run(input, ctx)``. It runs under the sandbox of
-``agent_resources.sandbox`` (see docs/agents.md): an import allow-list, only the declared env
-vars, CPU, memory, wall-clock and output limits, no process creation, no file writes, network
-only to the hosts the entry allows. Bytes it keeps go through ``ctx.assets.save_bytes()`` and
-come back here, where the step stores them in Baton's asset store.
+The entry's ``config.code`` defines ``run(input, ctx)``. It runs in the sandbox of
+``agent_resources.sandbox`` (see docs/agents.md), whose rules the kernel enforces: its own
+user, network and PID namespaces, Landlock (reads of Python's own files only, no writes), a
+seccomp allow-list, rlimits, only the declared env vars. Its HTTP goes through ``ctx.http`` to
+the worker, which calls only the hosts the entry allows. Bytes it keeps go through
+``ctx.assets.save_bytes()`` and come back here, where the step stores them in the asset store.
 """
 
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -25,8 +26,10 @@ from agent_resources.base import (
 )
 from agent_resources.catalog import AgentEntry
 from agent_resources.http import masker_for
+from agent_resources.sandbox.layers import SandboxPolicy
 from agent_resources.sandbox.process import Limits, SandboxError, run_in_sandbox
 from baton.secrets import Masker
+from baton.settings import get_settings
 
 _TYPES: dict[str, Any] = {
     "string": str,
@@ -62,7 +65,7 @@ class FunctionConfig(BaseModel):
     imports: list[str] = Field(
         default_factory=list, description="Modules allowed beyond the default list."
     )
-    allowed_hosts: list[str] = Field(default_factory=list, description="Hosts it may call.")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Hosts `ctx.http` may call.")
     url_env: dict[str, str] = Field(
         default_factory=dict,
         description="Env var -> default base URL; the host of each (set or default) is allowed.",
@@ -75,6 +78,9 @@ class FunctionAgent(Agent):
 
     config_model = FunctionConfig
     config: FunctionConfig
+    # The Python-level guards (clear errors, not the boundary); only tests proving that the
+    # kernel layers hold on their own turn them off.
+    python_guards: ClassVar[bool] = True
 
     @classmethod
     def input_model_for(cls, entry: AgentEntry) -> type[BaseModel] | None:
@@ -105,9 +111,13 @@ class FunctionAgent(Agent):
                 self._payload(request, value),
                 env=request.env,
                 limits=caps,
+                hosts=self._hosts(request.env),
+                policy=_policy(),
+                guards=self.python_guards,
             )
         except SandboxError as exc:
-            raise AgentError(f"agent '{self.entry.slug}': {exc}", kind="limit") from None
+            message = masker.text(f"agent '{self.entry.slug}': {exc}")
+            raise AgentError(message, kind=exc.kind) from None  # type: ignore[arg-type]
         if not answer.get("ok"):
             raise _error(self.entry.slug, answer.get("error") or {}, masker)
         return _result(answer, masker)
@@ -118,7 +128,6 @@ class FunctionAgent(Agent):
             "code": self.config.code,
             "entrypoint": self.config.entrypoint,
             "imports": self.config.imports,
-            "hosts": sorted(self._hosts(request.env)),
             "env_names": [spec.name for spec in self.entry.env],
             "params": self.config.params,
             "input": value,
@@ -134,6 +143,14 @@ class FunctionAgent(Agent):
             if host:
                 hosts.add(host)
         return hosts
+
+
+def _policy() -> SandboxPolicy:
+    settings = get_settings().sandbox
+    try:
+        return SandboxPolicy.of(settings.allow_weak, settings.unavailable.split(","))
+    except ValueError as exc:
+        raise AgentError(f"BATON_SANDBOX__UNAVAILABLE: {exc}", kind="config") from None
 
 
 def _error(slug: str, error: dict[str, Any], masker: Masker) -> AgentError:
@@ -165,7 +182,8 @@ def _result(answer: dict[str, Any], masker: Masker) -> AgentResult:
             draft.metadata.setdefault("sha256", asset.get("sha256"))
         deliverables.append(draft)
     usage = dict(answer.get("usage") or {})
-    usage["seccomp"] = bool(answer.get("seccomp"))
+    usage["sandbox"] = dict(answer.get("sandbox") or {})
+    usage["seccomp"] = bool(usage["sandbox"].get("seccomp"))
     if answer.get("log"):
         usage["log"] = masker.text(answer["log"])[-4000:]
     return AgentResult(

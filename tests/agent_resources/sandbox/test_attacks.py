@@ -1,7 +1,9 @@
 """Every sandbox attack fails its own call with an error naming the limit; the worker lives on.
 
 These run real child processes (no mocks): the agent's code is what an attacker would write,
-including the usual escape from restricted builtins through ``object.__subclasses__()``.
+including the usual escape from restricted builtins through ``object.__subclasses__()``. The
+attacks with the Python guards switched off (arbitrary Python, ctypes at hand) are in
+``test_kernel_layers.py``.
 """
 
 from __future__ import annotations
@@ -204,11 +206,18 @@ def test_printing_a_lot_is_kept_short_in_the_log() -> None:
     assert len(result.usage["log"]) <= 4000
 
 
-def test_a_host_the_entry_does_not_allow_is_unreachable() -> None:
-    code = "import httpx\ndef run(input, ctx):\n    return httpx.get('http://127.0.0.2:9/').text\n"
+def test_a_host_the_entry_does_not_allow_is_refused_by_the_parent() -> None:
+    code = "def run(input, ctx):\n    return ctx.http.get('http://127.0.0.2:9/').text\n"
     error = refused(code)
     assert error.kind == "sandbox"
     assert "network access to host '127.0.0.2' is not allowed" in str(error)
+
+
+def test_the_network_is_off_inside() -> None:
+    sock = f"{OS}['sys'].modules['builtins'].__import__('socket')"
+    error = refused(f"def run(input, ctx):\n    {sock}.socket()\n")
+    assert error.kind == "sandbox"
+    assert "the network is off in function agents (use ctx.http)" in str(error)
 
 
 def test_a_secret_value_is_masked_in_output_and_errors() -> None:
