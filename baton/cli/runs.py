@@ -12,6 +12,7 @@ from baton.cli.output import dumps, error, run_summary, step_summary
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
 from baton.lifecycle import Lifecycle, LifecycleError
+from baton.lineage import run_tree
 from baton.settings import get_settings
 from baton.store.service import RunStore, UnknownRun
 
@@ -23,9 +24,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = runs.add_parser("list", help="recent runs, newest first")
     p.add_argument("--status")
     p.add_argument("--orchestration", metavar="SLUG")
+    p.add_argument("--root", type=uuid.UUID, metavar="ID", help="a root run and every run below it")
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_runs)
+    p = runs.add_parser("tree", help="a run and its child runs, with statuses and segments")
+    p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=show_tree)
     p = runs.add_parser("show", help="one run with its steps, events and Dagster runs")
     p.add_argument("run_id", type=uuid.UUID, metavar="ID")
     p.add_argument("--json", action="store_true")
@@ -47,7 +53,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def list_runs(args: argparse.Namespace) -> int:
     store = RunStore(get_settings().db_url)
-    rows = store.list_runs(status=args.status, orchestration=args.orchestration, limit=args.limit)
+    rows = store.list_runs(
+        status=args.status,
+        orchestration=args.orchestration,
+        root_run_id=args.root,
+        limit=args.limit,
+    )
     if args.json:
         print(dumps([run_summary(r) for r in rows]))
         return 0
@@ -56,6 +67,35 @@ def list_runs(args: argparse.Namespace) -> int:
         created = r.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{r.id!s:36}  {r.orchestration[:24]:24}  {r.status:18}  {created}")
     return 0
+
+
+def show_tree(args: argparse.Namespace) -> int:
+    try:
+        node = run_tree(RunStore(get_settings().db_url), args.run_id)
+    except UnknownRun as exc:
+        error(str(exc))
+        return 1
+    if args.json:
+        print(dumps(node))
+        return 0
+    for line in tree_lines(node):
+        print(line)
+    return 0
+
+
+def tree_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
+    """One line per run, indented under its parent, then its segments."""
+    place = ""
+    if node["parent_step"]:
+        index = f"[{node['index']}]" if node["index"] is not None else ""
+        place = f"  ({node['parent_step']}{index})"
+    took = f"  {node['duration_seconds']:.1f} s" if node["duration_seconds"] is not None else ""
+    pad = "  " * depth
+    lines = [f"{pad}{node['orchestration']} {node['run_id']}  {node['status']}{took}{place}"]
+    lines += [f"{pad}    segment {segment}" for segment in node["segments"]]
+    for child in node["children"]:
+        lines += tree_lines(child, depth + 1)
+    return lines
 
 
 def show_run(args: argparse.Namespace) -> int:
