@@ -3,21 +3,38 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The resolved dependency set, installed as constraints so every install is the audited one.
+LOCK := requirements.lock
 # Ports of `make up` (`make up PORT=3100 API_PORT=8180`); BATON_API__PORT, when set, is the
 # API's default here too, so the Makefile does not override the settings.
 PORT ?= 3000
 API_PORT ?= $(or $(BATON_API__PORT),8080)
 
-.PHONY: install up test test-fast lint typecheck db-upgrade openapi clean
+.PHONY: install lock audit up test test-fast lint typecheck db-upgrade openapi clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --upgrade -c $(LOCK) pip setuptools
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[dev]"
 	touch $(STAMP)
 
-## install: create .venv and install Baton with its dev tools
+## install: create .venv and install Baton with its dev tools, at the versions of the lock
 install: $(STAMP)
+
+## lock: re-resolve the newest versions pyproject.toml allows into requirements.lock
+lock:
+	rm -rf .venv-lock
+	$(PY) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip setuptools
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	sed -n '/^#/p' $(LOCK) > $(LOCK).new
+	.venv-lock/bin/pip freeze --all --exclude-editable | sort -f >> $(LOCK).new
+	mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
+
+## audit: the locked set, pyproject's floors and this venv against scripts/advisories.yaml
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_deps.py --lock $(LOCK) --floors pyproject.toml --installed --live
 
 ## up: the Dagster webserver and daemon on PORT (3000), the API on API_PORT (8080)
 up: $(STAMP)
