@@ -18,6 +18,7 @@ from baton.api.routes import approvals as approval_routes
 from baton.api.routes import events as event_routes
 from baton.api.routes import health as health_routes
 from baton.api.routes import library as library_routes
+from baton.api.routes import lineage as lineage_routes
 from baton.api.routes import metrics as metrics_routes
 from baton.api.routes import orchestrations as orchestration_routes
 from baton.api.routes import runs as run_routes
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orchestration_routes.router)
     app.include_router(library_routes.router)
     app.include_router(run_routes.router)
+    app.include_router(lineage_routes.router)
     app.include_router(approval_routes.router)
     app.include_router(event_routes.router)
     app.include_router(metrics_routes.router)

@@ -40,6 +40,7 @@ class RunFilters:
     since: datetime | None = None
     until: datetime | None = None
     parent: uuid.UUID | None = None
+    root: uuid.UUID | None = None
 
 
 def scoped_run(s: Session, organization: str, run_id: uuid.UUID) -> OrchestrationRun | None:
@@ -66,6 +67,8 @@ def runs_page(
         query = query.where(run.created_at < as_utc(filters.until))
     if filters.parent is not None:
         query = query.where(run.parent_run_id == filters.parent)
+    if filters.root is not None:  # the root and every run below it
+        query = query.where(or_(run.id == filters.root, run.root_run_id == filters.root))
     if cursor is not None:
         at, ident = decode_cursor(cursor, 2)
         at, ident = _cursor_time(at), _cursor_uuid(ident)

@@ -31,7 +31,15 @@ from orchestration_defs.language.models import OrchestrationSpec
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = logging.getLogger(__name__)
-RunStatus = Literal["pending", "running", "awaiting_approval", "completed", "failed", "aborted"]
+RunStatus = Literal[
+    "pending",
+    "running",
+    "awaiting_approval",
+    "awaiting_children",
+    "completed",
+    "failed",
+    "aborted",
+]
 _INPUT_NAME = re.compile(r"input '([^']+)'")
 
 
@@ -121,11 +129,14 @@ def list_runs(
     since: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[datetime | None, Query(description="Created before.")] = None,
     parent: Annotated[uuid.UUID | None, Query(description="Sub-runs of this run.")] = None,
+    root_run_id: Annotated[
+        uuid.UUID | None, Query(description="This root run and every run below it.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: CursorParam = None,
 ) -> RunPage:
     """Runs of the caller's organization, newest first, a page at a time."""
-    filters = RunFilters(status, orchestration, since, until, parent)
+    filters = RunFilters(status, orchestration, since, until, parent, root_run_id)
     with store.session() as s:
         rows, next_cursor = runs_page(
             s, principal.organization, filters, limit=limit, cursor=cursor
