@@ -14,6 +14,7 @@ from baton.api.dagster import DagsterGateway
 from baton.api.errors import install_error_handlers
 from baton.api.openapi import install_openapi
 from baton.api.ratelimit import RateLimiter
+from baton.api.request_limits import RequestLimits
 from baton.api.routes import approvals as approval_routes
 from baton.api.routes import events as event_routes
 from baton.api.routes import health as health_routes
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     install_error_handlers(app)
     install_openapi(app)
+    # Before any route: sizes and text of the request (docs/api.md "Limits").
+    app.add_middleware(RequestLimits, settings=settings)
     # Routers (each module owns one resource):
     app.include_router(health_routes.router)
     app.include_router(orchestration_routes.router)

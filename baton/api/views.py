@@ -1,4 +1,9 @@
-"""Rows of Baton's tables as the API's response bodies."""
+"""Rows of Baton's tables as the API's response bodies.
+
+Values read back go through ``sanitized`` (``clean`` here): the edge now refuses lone
+surrogates and non-finite numbers, but a row stored before it did must not make a listing or
+a run fail to serialize for everyone who reads it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from baton.db.models import (
     OrchestrationStep,
 )
 from baton.store.service import DeliverableRecord
+from orchestration_defs.language.values import sanitized as clean
 
 
 def run_summary(run: OrchestrationRun) -> schemas.RunSummary:
@@ -24,11 +30,11 @@ def run_summary(run: OrchestrationRun) -> schemas.RunSummary:
         version=run.version,
         organization=run.organization,
         status=run.status,
-        inputs=run.inputs or {},
-        outputs=run.outputs,
-        error=run.error,
+        inputs=clean(run.inputs or {}),
+        outputs=clean(run.outputs),
+        error=clean(run.error),
         parent_run_id=str(run.parent_run_id) if run.parent_run_id else None,
-        created_by=run.created_by,
+        created_by=clean(run.created_by),
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
@@ -37,13 +43,13 @@ def run_summary(run: OrchestrationRun) -> schemas.RunSummary:
 
 def step(row: OrchestrationStep) -> schemas.Step:
     return schemas.Step(
-        step_id=row.step_id,
+        step_id=clean(row.step_id),
         status=row.status,
         attempt=row.attempt,
         agent=row.agent,
-        input=row.input,
-        output=row.output,
-        error=row.error,
+        input=clean(row.input),
+        output=clean(row.output),
+        error=clean(row.error),
         dagster_run_id=row.dagster_run_id,
         started_at=row.started_at,
         finished_at=row.finished_at,
@@ -54,7 +60,7 @@ def deliverable(record: DeliverableRecord) -> schemas.DeliverableView:
     return schemas.DeliverableView(
         id=str(record.id),
         step_id=record.step_id,
-        name=record.name,
+        name=clean(record.name),
         type=record.type,
         version=record.version,
         asset_uri=record.asset_uri,
@@ -67,7 +73,7 @@ def approval(
     row: HumanApproval, votes: Sequence[ApprovalVote] | None = None
 ) -> schemas.ApprovalView:
     return schemas.ApprovalView.model_validate(
-        approval_view(row, list(votes) if votes is not None else None)
+        clean(approval_view(row, list(votes) if votes is not None else None))
     )
 
 
@@ -76,7 +82,7 @@ def event(row: OrchestrationEvent) -> schemas.Event:
         id=row.sequence,
         run_id=str(row.run_id) if row.run_id else None,
         type=row.type,
-        payload=row.payload or {},
+        payload=clean(row.payload or {}),
         created_at=row.created_at,
     )
 
@@ -87,6 +93,6 @@ def orchestration(row: OrchestrationDefinition) -> schemas.Orchestration:
         name=row.name,
         version=row.version,
         organization=row.organization,
-        description=row.description,
-        inputs=row.spec.get("inputs") or {},
+        description=clean(row.description),
+        inputs=clean(row.spec.get("inputs") or {}),
     )

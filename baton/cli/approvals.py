@@ -10,12 +10,14 @@ from baton.approvals import ApprovalError, Approvals
 from baton.cli.output import dumps, error
 from baton.cli.run import parse_inputs
 from baton.db.models import HumanApproval
+from baton.edge import check_decision
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
 from baton.lifecycle import Launched, Launcher, Lifecycle
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from baton.store.users import UsersRepository
+from orchestration_defs.language.values import ValueProblem
 
 EXIT_CODES = {"not_found": 1, "conflict": 1, "forbidden": 1, "invalid": 1}
 
@@ -173,9 +175,9 @@ def show_approval(args: argparse.Namespace) -> int:
 
 def decide(args: argparse.Namespace) -> int:
     try:
-        changes = parse_inputs(args.changes)
+        changes = parse_inputs(args.changes, what="--set", root="modifications")
     except ValueError as exc:
-        error(str(exc).replace("input", "--set"))
+        error(str(exc))
         return 2
     return decide_with(args, _store(), OneShotLauncher(get_settings()), changes)
 
@@ -189,9 +191,14 @@ def decide_with(
     """``decide`` on a given store and launcher: record the decision, then resume the run
     from this process (the approval sensor takes over if the launch fails)."""
     if changes is None:
-        changes = parse_inputs(args.changes)
+        changes = parse_inputs(args.changes, what="--set", root="modifications")
     approvals = Approvals(store)
     lifecycle = Lifecycle(store, launcher, via="cli")
+    try:
+        check_decision(get_settings(), changes, args.comment)
+    except ValueProblem as exc:
+        error(f"{exc} (field: {exc.field})")
+        return 2
     try:
         approval = lifecycle.decide(
             args.approval_id,

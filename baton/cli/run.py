@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 import uuid
@@ -11,6 +10,7 @@ from typing import Any
 
 from baton.approvals import Approvals
 from baton.cli.output import dumps, error
+from baton.edge import input_limits
 from baton.launch import OneShotLauncher
 from baton.library import find_latest, library_slugs, load_and_register, prepare_database
 from baton.lifecycle import Lifecycle
@@ -20,6 +20,13 @@ from baton.state import TERMINAL_RUN_STATUSES
 from baton.store.service import RunStore
 from orchestration_defs.language.errors import SpecErrors
 from orchestration_defs.language.inputs import InputError, resolve_inputs
+from orchestration_defs.language.values import (
+    JsonSyntaxError,
+    ValueProblem,
+    key_path,
+    parse_json,
+    shown,
+)
 
 # --wait returns when the run ends or waits for a person.
 SETTLED = TERMINAL_RUN_STATUSES | {"awaiting_approval"}
@@ -48,21 +55,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_inputs(pairs: list[str]) -> dict[str, Any]:
+def parse_inputs(pairs: list[str], *, what: str = "input", root: str = "inputs") -> dict[str, Any]:
     """``key=value`` pairs; a value is JSON when it parses as JSON, else a string.
 
+    JSON is parsed strictly (``parse_json``): ``-i 'n=1e999999'`` or a ``"\\ud800"`` escape is
+    refused rather than read as infinity or a lone surrogate. An argument that is not valid
+    UTF-8 reaches Python as lone surrogates and is refused too (by ``resolve_inputs``).
+
+    Args:
+        pairs: the ``KEY=VALUE`` arguments.
+        what: how messages call one (``input``, ``--set``).
+        root: where the paths in messages start (``inputs``, ``modifications``).
+
     Raises:
-        ValueError: a pair has no '='.
+        ValueError: a pair has no '=', or its value is JSON holding something refused.
     """
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"input '{pair}' is not KEY=VALUE")
+            raise ValueError(f"{what} '{shown(pair)}' is not KEY=VALUE")
         try:
-            values[key] = json.loads(raw)
-        except json.JSONDecodeError:
+            values[key] = parse_json(raw, field=key_path(root, key))
+        except JsonSyntaxError:
             values[key] = raw
+        except ValueProblem as exc:
+            raise ValueError(f"{what} '{shown(key)}': {exc}") from None
     return values
 
 
@@ -87,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         error(f"no orchestration '{slug}' in the library ({settings.library_dir})")
         return 1
     try:
-        inputs = resolve_inputs(item.spec.inputs, given)
+        inputs = resolve_inputs(item.spec.inputs, given, input_limits(settings))
     except InputError as exc:
         for problem in exc.problems:
             error(problem)

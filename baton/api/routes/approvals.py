@@ -10,15 +10,17 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from baton.api import views
 from baton.api.auth import Principal, require
 from baton.api.dagster import DagsterGateway
-from baton.api.deps import get_dagster, get_store, limiter
+from baton.api.deps import get_dagster, get_settings_of, get_store, limiter
 from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import approvals_page, scoped_approval
 from baton.api.schemas import ApprovalPage, ApprovalView, DecisionRequest
 from baton.approvals import ApprovalError, Approvals
+from baton.edge import check_decision
 from baton.lifecycle import Lifecycle
 from baton.store.approvals import ApprovalsRepository
 from baton.store.service import RunStore
+from orchestration_defs.language.values import ValueProblem
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
 ApprovalStatus = Literal["pending", "decided", "resuming", "resumed", "expired", "cancelled"]
@@ -71,6 +73,7 @@ def decide_guard(
     responses=error_responses(401, 403, 404, 409, 422, 429),
 )
 def decide(
+    request: Request,
     approval_id: uuid.UUID,
     body: DecisionRequest,
     background: BackgroundTasks,
@@ -84,7 +87,12 @@ def decide(
     may not approve a run they launched unless allowed, and votes until enough agree.
     Once decided, this process launches the run's next segment right after answering (the
     approval sensor takes over if that launch fails). A second decision answers 409.
+    Changes are held to the launch inputs' limits (422 names the field; nothing is stored).
     """
+    try:
+        check_decision(get_settings_of(request), body.modifications, body.comment)
+    except ValueProblem as exc:
+        raise ApiError(422, "invalid", str(exc), field=exc.field) from exc
     with store.session() as s:
         if scoped_approval(s, principal.organization, approval_id) is None:
             raise not_found(f"approval {approval_id}")

@@ -23,6 +23,7 @@ from baton.api.schemas import (
 from baton.store.definitions import DefinitionsRepository
 from baton.store.service import RunStore
 from orchestration_defs.language.library import load_text
+from orchestration_defs.language.values import sanitized as clean
 from orchestration_defs.language.yaml_loader import DEFAULT_LIMITS
 
 router = APIRouter(prefix="/api/v1/orchestrations", tags=["orchestrations"])
@@ -71,7 +72,7 @@ def get_orchestration(
             raise not_found(f"orchestration '{slug}'")
         versions = [r.version for r in repo.list(principal.organization, slug=slug, limit=1000)]
         return OrchestrationDetail(
-            **views.orchestration(row).model_dump(), versions=versions, spec=row.spec
+            **views.orchestration(row).model_dump(), versions=versions, spec=clean(row.spec)
         )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,12 +12,13 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from baton.api import views
 from baton.api.auth import Principal, require
 from baton.api.dagster import DagsterGateway
-from baton.api.deps import get_dagster, get_store, limiter
+from baton.api.deps import get_dagster, get_settings_of, get_store, limiter
 from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import RunFilters, runs_page, scoped_run
 from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSummary, StepAction
 from baton.db.models import OrchestrationRun
+from baton.edge import input_limits
 from baton.lifecycle import Lifecycle, LifecycleError
 from baton.slugs import UnknownSlug, resolve_slug
 from baton.store.approvals import ApprovalsRepository
@@ -28,6 +28,7 @@ from baton.store.service import RunStore
 from baton.store.steps import StepsRepository
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 from orchestration_defs.language.models import OrchestrationSpec
+from orchestration_defs.language.values import ValueLimits
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ RunStatus = Literal[
     "failed",
     "aborted",
 ]
-_INPUT_NAME = re.compile(r"input '([^']+)'")
 
 
 def launch_guard(
@@ -59,6 +59,7 @@ def launch_guard(
     responses=error_responses(401, 403, 422, 429),
 )
 def launch_run(
+    request: Request,
     body: LaunchRequest,
     background: BackgroundTasks,
     principal: Principal = Depends(launch_guard),  # noqa: B008
@@ -68,7 +69,8 @@ def launch_run(
     """Launch the newest version of an orchestration as an ordinary Dagster run.
 
     Answers 202 once the run is recorded; the Dagster run starts right after (a failed start
-    marks the run failed with the reason). Inputs are checked first: 422 names the input.
+    marks the run failed with the reason). Inputs are checked first: 422 names the input
+    (or the place inside it, ``inputs.topic[2].name``), and nothing is stored.
     """
     with store.session() as s:
         repo = DefinitionsRepository(s)
@@ -87,7 +89,7 @@ def launch_run(
             field="orchestration",
         )
     spec = OrchestrationSpec.model_validate(definition.spec)
-    inputs = _checked_inputs(spec, body.inputs)
+    inputs = _checked_inputs(spec, body.inputs, input_limits(get_settings_of(request)))
     lifecycle = Lifecycle(store, dagster, via="api")
     run_id = lifecycle.start(
         organization=definition.organization,
@@ -105,18 +107,14 @@ def launch_run(
     )
 
 
-def _checked_inputs(spec: OrchestrationSpec, given: dict[str, Any]) -> dict[str, Any]:
+def _checked_inputs(
+    spec: OrchestrationSpec, given: dict[str, Any], limits: ValueLimits
+) -> dict[str, Any]:
     try:
-        return resolve_inputs(spec.inputs, given)
+        return resolve_inputs(spec.inputs, given, limits)
     except InputError as exc:
-        first = exc.problems[0]
-        name = _INPUT_NAME.search(first)
         raise ApiError(
-            422,
-            "invalid",
-            first,
-            field=f"inputs.{name.group(1)}" if name else "inputs",
-            details=exc.problems,
+            422, "invalid", exc.problems[0], field=exc.fields[0], details=exc.problems
         ) from exc
 
 

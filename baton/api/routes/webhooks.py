@@ -3,14 +3,15 @@
 No API token: the Standard Webhooks signature with the source's secret is the credential.
 A request is refused (and stored nowhere) when the source is unknown (404), the body is too
 large (413), the signature headers are missing, stale or do not match (401; a malformed
-timestamp is 400) or the body is not JSON (400). A verified request whose ``webhook-id`` this
-source already sent answers 200 ``duplicate`` without storing it again, so a sender retrying
-after a lost answer sees success and no second run starts.
+timestamp is 400), the body is not JSON (400), or the verified body holds text that is not
+valid (NUL, a lone surrogate), a non-finite number, nesting past BATON_API__MAX_JSON_DEPTH or
+a webhook-id over 255 characters (422, naming the field). A verified request whose
+``webhook-id`` this source already sent answers 200 ``duplicate`` without storing it again, so
+a sender retrying after a lost answer sees success and no second run starts.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,12 +25,21 @@ from baton.settings import Settings
 from baton.webhooks.inbox import Inbox
 from baton.webhooks.signing import SignatureError, verify
 from baton.webhooks.sources import Sources, Verification
+from orchestration_defs.language.values import (
+    JsonSyntaxError,
+    ValueLimits,
+    ValueProblem,
+    check_text,
+    parse_json,
+)
 
 router = APIRouter(tags=["webhooks"])
 
 # A refused request for an unknown source is counted under this label, not the path's name,
 # so random names cannot grow the metric without bound.
 UNKNOWN_SOURCE = "unknown"
+# The column that stores it (webhook_inbox.webhook_id) holds 255 characters.
+MAX_WEBHOOK_ID_CHARS = 255
 
 
 class WebhookAccepted(BaseModel):
@@ -58,6 +68,24 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _payload(webhook_id: str, body: bytes, settings: Settings) -> Any:
+    """The body as JSON, strictly (valid UTF-8 text, finite numbers, bounded nesting), once
+    the webhook-id that is stored with it has been checked too.
+
+    Raises:
+        JsonSyntaxError: the body is not JSON (or not UTF-8).
+        ValueProblem: it holds something refused, or the webhook-id is unfit to store.
+    """
+    check_text(webhook_id, "webhook-id", max_chars=MAX_WEBHOOK_ID_CHARS)
+    limits = ValueLimits(None, None, settings.api.max_json_depth, None)
+    try:
+        return parse_json(body, limits=limits)
+    except ValueProblem as exc:
+        if exc.field == "body" and exc.message.startswith("not valid UTF-8"):
+            raise JsonSyntaxError(exc.field, exc.message) from None
+        raise
+
+
 def _refuse(source: str, reason: str, status: int, code: str, message: str) -> JSONResponse:
     webhooks_refused.labels(source=source, reason=reason).inc()
     return error_response(status, code, message)
@@ -69,7 +97,7 @@ def _refuse(source: str, reason: str, status: int, code: str, message: str) -> J
     response_model=WebhookAccepted,
     responses={
         200: {"model": WebhookAccepted, "description": "already received (a replayed id)"},
-        **error_responses(400, 401, 404, 413),
+        **error_responses(400, 401, 404, 413, 422),
     },
     summary="Receive a signed webhook",
 )
@@ -97,9 +125,12 @@ async def receive_webhook(source: str, request: Request) -> Any:
         code = "bad_request" if status == 400 else "unauthorized"
         return _refuse(source, exc.reason, status, code, str(exc))
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = await run_in_threadpool(_payload, webhook_id, body, settings)
+    except JsonSyntaxError:
         return _refuse(source, "malformed_json", 400, "bad_request", "the body is not valid JSON")
+    except ValueProblem as exc:
+        webhooks_refused.labels(source=source, reason="invalid").inc()
+        return error_response(422, "invalid", str(exc), field=exc.field)
     stored = await run_in_threadpool(
         Inbox(url).accept,
         source=source,

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from orchestration_defs.language.values import JsonSyntaxError, ValueProblem, parse_json
+
 FIELD_PREFIX = "mod__"
 DECISIONS = ("continue", "retry", "abort")
 
@@ -86,9 +88,11 @@ def parse_value(text: str, type_: str, name: str) -> Any:
     if type_ in ("integer", "number"):
         return _number(stripped, type_, name, field)
     try:
-        value = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise FormError(f"field '{name}' must be JSON ({type_}): {exc.msg}", field) from exc
+        value = parse_json(stripped, field=field)
+    except JsonSyntaxError as exc:
+        raise FormError(f"field '{name}' must be JSON ({type_}): {exc.message}", field) from exc
+    except ValueProblem as exc:
+        raise FormError(f"field '{name}' at {exc.field}: {exc.message}", exc.field) from exc
     expected = list if type_ == "array" else dict
     if not isinstance(value, expected):
         raise FormError(f"field '{name}' must be a JSON {type_}", field)

@@ -33,9 +33,11 @@ from baton.api.ui.sessions import (
 )
 from baton.approvals import ApprovalError, Approvals
 from baton.db.models import HumanApproval
+from baton.edge import check_decision
 from baton.lifecycle import Lifecycle
 from baton.settings import Settings
 from baton.store.service import RunStore
+from orchestration_defs.language.values import ValueProblem, check_text, shown
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -124,9 +126,29 @@ def _login_page(request: Request, target: str, error: str | None, status: int) -
     return response
 
 
+async def _form(request: Request) -> dict[str, str]:
+    """The submitted text fields, every name and value valid text.
+
+    Raises:
+        ValueProblem: a NUL or a lone surrogate in a field (named).
+    """
+    fields = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    for name, value in fields.items():
+        check_text(name, "form")
+        check_text(value, shown(name, 40))
+    return fields
+
+
+def _refused(session: UiSession | None, exc: ValueProblem) -> Response:
+    return _message(422, session, "Refused", f"Field {exc.field}: {exc.message}")
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await request.form()
+    try:
+        form = await _form(request)
+    except ValueProblem as exc:
+        return _login_page(request, HOME, f"Field {exc.field}: {exc.message}", 422)
     target = _safe_next(_text(form.get("next")))
     if not same(request.cookies.get(LOGIN_COOKIE), _text(form.get("csrf"))):
         return _login_page(request, target, "The form expired; please sign in again.", 403)
@@ -146,7 +168,10 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     session = await _current(request)
-    form = await request.form()
+    try:
+        form = await _form(request)
+    except ValueProblem as exc:
+        return _refused(session, exc)
     if session is not None:
         if not same(session.csrf, _text(form.get("csrf"))):
             return _message(403, session, "Refused", "The form is missing its CSRF token.")
@@ -230,7 +255,10 @@ async def decide(request: Request, approval_id: str) -> Response:
     session = await _current(request)
     if session is None:
         return _to_login(f"{HOME}/{approval_id}")
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        form = await _form(request)
+    except ValueProblem as exc:
+        return _refused(session, exc)
     if not same(session.csrf, form.get("csrf")):
         return _message(
             403, session, "Refused", "The form is missing its CSRF token; reload and try again."
@@ -242,7 +270,7 @@ async def decide(request: Request, approval_id: str) -> Response:
         decided = await run_in_threadpool(
             _decide, _settings(request), session.principal, approval, form
         )
-    except (ApprovalError, forms.FormError) as exc:
+    except (ApprovalError, forms.FormError, ValueProblem) as exc:
         status = ERROR_STATUS.get(getattr(exc, "code", "invalid"), 422)
         error = {"message": str(exc), "field": exc.field}
         return page(
@@ -273,10 +301,12 @@ def _decide(
     decision = forms.decision_of(form)
     modifiable = {f.name: f.type for f in approval.fields}
     changes = forms.modifications(form, modifiable, approval.show) if decision != "abort" else {}
+    comment = (form.get("comment") or "").strip() or None
+    check_decision(settings, changes, comment)  # the API's limits on changes and comment
     return Approvals(RunStore(settings.db_url)).decide(
         approval.id,
         user=principal.user_name,
         decision=decision,
         modifications=changes,
-        comment=(form.get("comment") or "").strip() or None,
+        comment=comment,
     )
