@@ -19,7 +19,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from agent_resources.base import AgentError
-from agent_resources.sql_postgres import PgScope, ScopeChanged, Statement, connect, run_postgres
+from agent_resources.sql_postgres import (
+    PgScope,
+    PowerfulLogin,
+    ScopeChanged,
+    Statement,
+    connect,
+    run_postgres,
+)
 from agent_resources.sql_result import Deadline, QueryResult, json_safe
 from agent_resources.sql_sqlite import run_sqlite
 from baton.secrets import Masker
@@ -83,6 +90,12 @@ def execute_query(
             )
         except psycopg.Error as exc:
             raise _pg_error(exc, statement, label, masker) from exc
+        except PowerfulLogin as exc:
+            message = (
+                f"{label} refused: {exc}; tool queries run only as a role limited to the "
+                "tables they need (docs/agents.md: the tool's PostgreSQL role)"
+            )
+            raise AgentError(message, kind="config") from None
         except ScopeChanged as exc:
             message = f"{label} refused: {exc}; its rows are discarded"
             raise AgentError(message, kind="client") from None

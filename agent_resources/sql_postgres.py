@@ -15,6 +15,8 @@ One call, on a connection of its own (psycopg 3, whatever driver the URL names):
      or MERGE only), then deallocated and run with its parameters bound.
    So the statement can never be COMMIT, ROLLBACK, SET, DO, COPY or CALL: it cannot end the
    transaction, leave read-only mode, or run a second command.
+   Before any of it, a login that is (or may become) a superuser or a user of server files is
+   refused: from inside a statement it could switch back to itself and reach past any grant.
 3. A check that the statement did not switch the role or search_path (``set_config('role',
    ...)``): its rows are discarded if it did.
 4. ``ROLLBACK`` (``COMMIT`` for a write); the connection is closed, so no setting the statement
@@ -49,6 +51,24 @@ _DOLLAR_DIALECT = PGDialect_psycopg(paramstyle="numeric_dollar")
 
 class ScopeChanged(Exception):
     """The statement switched the role or search_path it was given: its rows are discarded."""
+
+
+class PowerfulLogin(Exception):
+    """The URL's user could reach past any grant: a superuser, or one that may use server files.
+
+    Such a session can switch back to itself from inside a statement and read files, write
+    them or open connections of its own (``dblink``), so no query runs as it.
+    """
+
+
+# Roles whose members can do what no table grant limits.
+_POWERFUL_LOGIN = """
+SELECT session_user, r.rolname FROM pg_roles r
+WHERE pg_has_role(session_user, r.oid, 'MEMBER')
+  AND (r.rolsuper OR r.rolname IN ('pg_read_server_files', 'pg_write_server_files',
+                                   'pg_execute_server_program'))
+LIMIT 1
+"""
 
 
 @dataclass(frozen=True)
@@ -164,6 +184,10 @@ def _begin(
     connection: psycopg.Connection[Any], writes: bool, scope: PgScope, deadline: Deadline
 ) -> None:
     connection.execute("BEGIN READ WRITE" if writes else "BEGIN READ ONLY")
+    powerful = connection.execute(_POWERFUL_LOGIN).fetchone()
+    if powerful:
+        user, role = powerful
+        raise PowerfulLogin(f"the database URL logs in as {user}, which is or may act as {role}")
     ms = deadline.remaining_ms()
     timeouts: Sequence[Any] = [str(ms), str(min(ms, MAX_LOCK_WAIT_MS)), str(ms + 5_000)]
     connection.execute(

@@ -17,6 +17,7 @@ from agent_resources.contracts import agent_input_checks
 from agent_resources.finance_data import kpi_rows, seed_finance_db
 from agent_resources.sql_exec import execute_query, json_safe
 from agent_resources.tool import ToolAgent
+from tests.agent_resources.pg_roles import tool_roles
 
 URL_ENV = "BATON_FINANCE_DATABASE_URL"
 TABLES = ["kpi_monthly", "regions"]
@@ -30,10 +31,18 @@ FREE_TEXT_QUERY = {
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def finance_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A seeded finance database (no Baton migrations), once on SQLite and once on Postgres."""
+    """A seeded finance database (no Baton migrations), once on SQLite and once on Postgres.
+
+    On Postgres the URL logs in as a role granted only the finance tables (docs/agents.md); it
+    may write them, so that a write refused in read-only mode is refused by the transaction.
+    """
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     seed_finance_db(url)
-    yield url
+    if request.param == "sqlite":
+        yield url
+        return
+    with tool_roles(url, TABLES, writable=TABLES) as roles:
+        yield roles.reader_url
 
 
 @pytest.fixture
