@@ -40,6 +40,10 @@ audit: $(STAMP)
 up: $(STAMP)
 	$(BIN)/baton up --port $(PORT) --api-port $(API_PORT)
 
+## demo: the KPI flagship end to end on a throwaway deployment (free ports, temp data, no keys)
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
 ## test: the whole test suite on two workers (Postgres tests skip outside CI when unreachable)
 test: $(STAMP)
 	$(BIN)/pytest -n 2
