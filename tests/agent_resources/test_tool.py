@@ -17,6 +17,7 @@ from agent_resources.contracts import agent_input_checks
 from agent_resources.finance_data import kpi_rows, seed_finance_db
 from agent_resources.sql_exec import execute_query, json_safe
 from agent_resources.tool import ToolAgent
+from baton.settings import get_settings
 from tests.agent_resources.pg_roles import tool_roles
 
 URL_ENV = "BATON_FINANCE_DATABASE_URL"
@@ -461,3 +462,94 @@ def test_json_safe_values() -> None:
     assert json_safe(UUID(int=1)) == "00000000-0000-0000-0000-000000000001"
     assert json_safe(Decimal("NaN")) is None
     assert json_safe([Decimal("1"), {"a": date(2024, 2, 1)}]) == [1.0, {"a": "2024-02-01"}]
+
+
+# --- The database is the boundary ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{data}/baton.db",
+        "sqlite:///{data}/../baton-data/./baton.db",
+    ],
+)
+def test_batons_own_sqlite_database_is_refused(
+    entry: AgentEntry, isolated_settings: Path, url: str
+) -> None:
+    error = fails(entry, url.format(data=isolated_settings), {"query": "regions"})
+    assert error.kind == "config" and "Baton's own database" in str(error)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://tool:pw@localhost/baton",
+        "postgres://tool:pw@127.0.0.1:5432/baton",
+        "postgresql+psycopg2://other@[::1]/baton",
+    ],
+)
+def test_batons_own_postgres_database_is_refused(
+    entry: AgentEntry, isolated_settings: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("BATON_DATABASE_URL", "postgresql+psycopg2://baton:s3cret@127.0.0.1/baton")
+    get_settings.cache_clear()
+    error = fails(entry, url, {"query": "regions"})
+    assert error.kind == "config" and "Baton's own database" in str(error)
+    assert "s3cret" not in str(error) and "tool:pw" not in str(error)
+
+
+@pytest.mark.postgres
+def test_a_superuser_url_is_refused(entry: AgentEntry, pg_url: str) -> None:
+    seed_finance_db(pg_url)
+    error = fails(entry, pg_url, {"query": "regions"})
+    assert error.kind == "config" and not error.retryable
+    assert "logs in as postgres" in str(error) and "docs/agents.md" in str(error)
+
+
+@pytest.mark.postgres
+def test_the_entry_role_is_set_for_its_queries(entry: AgentEntry, pg_url: str) -> None:
+    seed_finance_db(pg_url)
+    with tool_roles(pg_url, TABLES) as roles:
+        agent = ToolAgent(with_config(entry, role=roles.table_role))
+        assert call(agent, roles.login_url, {"query": "regions"}).output["row_count"] == 4
+        error = fails(entry, roles.login_url, {"query": "regions"})  # no role: no grants
+        assert error.kind == "client" and "permission denied" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"role": "reader; DROP TABLE x"}, "role: not a PostgreSQL name"),
+        ({"schema": 'public", "secret'}, "schema: not a PostgreSQL name"),
+        ({"role": "x" * 64}, "role: not a PostgreSQL name"),
+    ],
+)
+def test_role_and_schema_must_be_names(
+    entry: AgentEntry, changes: dict[str, Any], expected: str
+) -> None:
+    with pytest.raises(AgentError, match=expected) as caught:
+        ToolAgent(with_config(entry, **changes))
+    assert caught.value.kind == "config"
+
+
+def test_only_queries_that_change_data_run_read_write(entry: AgentEntry) -> None:
+    queries = {
+        "read": {"sql": "SELECT region FROM regions"},
+        "write": {"sql": "UPDATE regions SET name = name"},
+    }
+    agent = ToolAgent(with_config(entry, read_only=False, queries=queries))
+    assert agent.config.writes("write") and not agent.config.writes("read")
+    assert not ToolAgent(entry).config.writes("regions")
+
+
+def test_a_select_of_an_entry_that_may_write_cannot_write(
+    entry: AgentEntry, finance_url: str
+) -> None:
+    queries = {"read": {"sql": "SELECT region FROM regions"}}
+    agent = ToolAgent(with_config(entry, read_only=False, queries=queries))
+    assert call(agent, finance_url, {"query": "read"}).output["row_count"] == 4
+    sneaky = "WITH d AS (DELETE FROM regions RETURNING *) SELECT * FROM d"
+    with pytest.raises(AgentError):
+        execute_query(finance_url, sneaky, {}, read_only=True, allowed_tables=TABLES)
+    assert kpi_count(finance_url) == 96
