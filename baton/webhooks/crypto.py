@@ -26,13 +26,18 @@ def _key_file(data_dir: Path) -> bytes:
     path = data_dir / KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: of two processes creating it at once, one wins and the other reads it.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
+        # Written whole under a private name, then linked into place: of processes starting at
+        # once, the first link wins and the others read its key; none reads a half-written one.
+        partial = data_dir / f".{KEY_FILE}.{os.getpid()}.tmp"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink()
     return path.read_bytes().strip()
 
 
