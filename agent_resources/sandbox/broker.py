@@ -55,10 +55,18 @@ class Broker:
         self.limits = limits
         self.deadline = deadline
         self.calls = 0
-        self._client = httpx.Client(follow_redirects=False, trust_env=False)
+        self._opened: httpx.Client | None = None
+
+    @property
+    def _client(self) -> httpx.Client:
+        # Made on the first call: its TLS context costs more than a call that makes none.
+        if self._opened is None:
+            self._opened = httpx.Client(follow_redirects=False, trust_env=False)
+        return self._opened
 
     def close(self) -> None:
-        self._client.close()
+        if self._opened is not None:
+            self._opened.close()
 
     def handle(self, meta: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
         """The answer frame for one request frame; never raises."""
