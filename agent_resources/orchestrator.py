@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agent_resources.base import Agent, AgentError, AgentRequest, AgentResult
 from agent_resources.catalog import agent_catalog
 from agent_resources.types import build_agent
+from baton.settings import get_settings
 from orchestration_defs.language.templates import TemplateError, render
 
 
@@ -116,6 +117,9 @@ class OrchestratorAgent(Agent):
 
     def _sequence(self, request: AgentRequest) -> AgentResult:
         started = time.monotonic()
+        # The templates of the calls render within the step's timeout, like the calls.
+        deadline = started + request.timeout_seconds if request.timeout_seconds else None
+        limits = get_settings().limits.templates()
         results: dict[str, AgentResult] = {}
         for call in self.config.calls:
             context = {
@@ -123,7 +127,7 @@ class OrchestratorAgent(Agent):
                 "results": {name: r.output for name, r in results.items()},
             }
             try:
-                value = render(call.input, context)
+                value = render(call.input, context, field="input", limits=limits, deadline=deadline)
             except TemplateError as exc:
                 raise AgentError(f"call '{call.name}': {exc}", kind="validation") from exc
             results[call.name] = self._call(call.agent, call.name, request, value)
@@ -131,11 +135,14 @@ class OrchestratorAgent(Agent):
             "input": request.input,
             "results": {name: r.output for name, r in results.items()},
         }
-        output = (
-            render(self.config.output, context)
-            if self.config.output is not None
-            else context["results"]
-        )
+        try:
+            output = context["results"]
+            if self.config.output is not None:
+                output = render(
+                    self.config.output, context, field="output", limits=limits, deadline=deadline
+                )
+        except TemplateError as exc:
+            raise AgentError(f"output: {exc}", kind="validation") from exc
         return _combined(output, results, started)
 
 

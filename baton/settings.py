@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchestration_defs.language.template_limits import TemplateLimits
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_LIBRARY = PACKAGE_ROOT / "orchestration_defs" / "library"
 
@@ -176,6 +178,32 @@ class SandboxSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """Bounds of template rendering (YAML limits are fixed, docs/orchestration-language.md)."""
+
+    template_max_chars: int = Field(
+        2_000_000, ge=10_000, description="Largest rendered value or intermediate string."
+    )
+    template_max_total_chars: int = Field(
+        20_000_000, ge=10_000, description="Characters one render may produce in all."
+    )
+    template_max_iterations: int = Field(
+        100_000, ge=100, description="Loop items, calls and operations in one render."
+    )
+    template_seconds: float = Field(
+        10, gt=0, le=3600, description="Time of one render (a step's own timeout if sooner)."
+    )
+
+    def templates(self) -> TemplateLimits:
+        """The limits in the language's terms."""
+        return TemplateLimits(
+            max_chars=self.template_max_chars,
+            max_total_chars=self.template_max_total_chars,
+            max_iterations=self.template_max_iterations,
+            max_seconds=self.template_seconds,
+        )
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -213,6 +241,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "

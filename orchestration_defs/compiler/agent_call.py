@@ -30,8 +30,16 @@ def classify(exc: BaseException) -> CallFailure:
     return CallFailure("internal", True, None)
 
 
-def call_agent(agent: AgentResource, request: AgentRequest, timeout: float | None) -> AgentResult:
+def call_agent(
+    agent: AgentResource,
+    request: AgentRequest,
+    timeout: float | None,
+    wait: float | None = None,
+) -> AgentResult:
     """``agent.run`` with an optional wall-clock limit.
+
+    ``wait`` is what is left of ``timeout`` when part of it went to rendering the step's
+    templates; the error still names the step's ``timeout``.
 
     Raises:
         AgentError: the agent's own errors, or kind ``timeout`` when the limit passes.
@@ -49,7 +57,7 @@ def call_agent(agent: AgentResource, request: AgentRequest, timeout: float | Non
     # A daemon thread: a call that never returns must not keep the run worker alive.
     worker = threading.Thread(target=target, daemon=True, name=f"agent-{request.step_id}")
     worker.start()
-    worker.join(timeout)
+    worker.join(timeout if wait is None else min(wait, timeout))
     if worker.is_alive():
         raise AgentError(f"timed out after {timeout:g} s (timeout_seconds)", kind="timeout")
     if "error" in box:

@@ -151,11 +151,12 @@ def _request(
 ) -> None:
     run_id = uuid.UUID(baton["run_id"])
     variables = template_context(baton, results, context.run_id)
+    limits = get_settings().limits.templates()
     try:
-        prompt = str(render(checkpoint.prompt, variables))
-        show = render(checkpoint.show, variables)
+        prompt = str(render(checkpoint.prompt, variables, field="checkpoint.prompt", limits=limits))
+        show = render(checkpoint.show, variables, field="checkpoint.show", limits=limits)
     except TemplateError as exc:
-        fail_unstartable(approvals.store, baton, step, f"checkpoint: {exc}")
+        fail_unstartable(approvals.store, baton, step, str(exc))
     timeout = parse_duration(checkpoint.timeout) if checkpoint.timeout else None
     approval = approvals.request(
         run_id=run_id,

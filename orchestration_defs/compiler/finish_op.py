@@ -7,6 +7,7 @@ from typing import Any
 from dagster import Failure, In, OpDefinition, OpExecutionContext, Out, Output
 
 from baton.dagster_status import tag_run_segments
+from baton.settings import get_settings
 from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
     BATON_IN,
@@ -42,9 +43,14 @@ def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
         require_active_segment(context, store, run_id)
         results = {sid: inputs[dep_input(sid)] for sid in step_ids}
         try:
-            outputs = render(spec.outputs, template_context(baton, results, context.run_id))
+            outputs = render(
+                spec.outputs,
+                template_context(baton, results, context.run_id),
+                field="outputs",
+                limits=get_settings().limits.templates(),
+            )
         except TemplateError as exc:
-            message = store.mask(f"outputs: {exc}")
+            message = store.mask(str(exc))
             store.fail_run(run_id, {"message": message, "type": "TemplateError"})
             raise Failure(message, allow_retries=False) from None
         store.complete_run(run_id, outputs)

@@ -4,6 +4,7 @@ A step already completed (or skipped) in this orchestration run returns its stor
 without calling its agent, so any new Dagster run of the job simply runs the whole job again.
 """
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -63,14 +64,18 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
             yield Output({"status": memo.status, "output": memo.output}, "result")
             return
         results = {d: inputs[dep_input(d)] for d in deps}
-        reason = skip_reason(context, store, step, baton, results)
+        # Rendering counts inside the step's timeout: the templates and the call share it.
+        deadline = time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
+        reason = skip_reason(context, store, step, baton, results, deadline)
         if reason is not None:
             store.skip_step(run_id, step.id, reason=reason)
             context.log.info(f"step '{step.id}' skipped: {reason}")
             yield Output({"status": "skipped", "output": None}, "result")
             return
         agent: AgentResource = getattr(context.resources, agent_key)
-        attempt, result = _attempt(context, store, agent, step, baton, results, max_retries)
+        attempt, result = _attempt(
+            context, store, agent, step, baton, results, max_retries, deadline
+        )
         records = store.add_deliverables(
             run_id=run_id,
             step_id=step.id,
@@ -102,8 +107,11 @@ def skip_reason(
     step: StepSpec,
     baton: dict[str, Any],
     results: dict[str, dict[str, Any]],
+    deadline: float | None = None,
 ) -> str | None:
     """Why ``step`` is skipped (its dependencies all were, or its ``when`` is false), or None.
+
+    ``deadline`` (``time.monotonic()``) bounds rendering ``when``: the step's timeout.
 
     Raises:
         Failure: ``when`` does not render; the step and the run are failed first.
@@ -113,9 +121,15 @@ def skip_reason(
     if step.when is None:
         return None
     try:
-        value = render(step.when, template_context(baton, results, context.run_id))
+        value = render(
+            step.when,
+            template_context(baton, results, context.run_id),
+            field="when",
+            limits=get_settings().limits.templates(),
+            deadline=deadline,
+        )
     except TemplateError as exc:
-        fail_unstartable(store, baton, step, f"when: {exc}")
+        fail_unstartable(store, baton, step, str(exc))
     return None if truthy(value) else f"condition is false: {step.when}"
 
 
@@ -137,12 +151,19 @@ def _attempt(
     baton: dict[str, Any],
     results: dict[str, dict[str, Any]],
     max_retries: int,
+    deadline: float | None,
 ) -> tuple[int, AgentResult]:
     run_id = uuid.UUID(baton["run_id"])
     try:
-        rendered = render(step.with_, template_context(baton, results, context.run_id))
+        rendered = render(
+            step.with_,
+            template_context(baton, results, context.run_id),
+            field="with",
+            limits=get_settings().limits.templates(),
+            deadline=deadline,
+        )
     except TemplateError as exc:
-        fail_unstartable(store, baton, step, f"with: {exc}")
+        fail_unstartable(store, baton, step, str(exc))
     override = store.input_override(run_id, step.id)
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
@@ -165,11 +186,16 @@ def _attempt(
         timeout_seconds=step.timeout_seconds,
     )
     try:
-        return attempt, call_agent(agent, request, step.timeout_seconds)
+        return attempt, call_agent(agent, request, step.timeout_seconds, _remaining(deadline))
     except Exception as exc:  # every failure is recorded before Dagster sees it
         _record_failure(
             context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
         )
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """What is left of the step's timeout once its templates are rendered."""
+    return None if deadline is None else max(deadline - time.monotonic(), 0.001)
 
 
 def _record_failure(

@@ -1,11 +1,15 @@
+# ruff: noqa: E501  (template bombs read best on one line each)
 """Templates: native types for whole values, strict undefined, the sandbox, references."""
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from typing import Any
 
 import pytest
 
+from orchestration_defs.language.template_limits import TemplateLimits
 from orchestration_defs.language.templates import (
     TemplateError,
     is_template,
@@ -236,3 +240,228 @@ def test_falsy_when_values(value: Any) -> None:
 @pytest.mark.parametrize("value", [True, 1, "true", "yes", "1", "anything", [0], {"a": 1}])
 def test_truthy_when_values(value: Any) -> None:
     assert truthy(value) is True
+
+
+# --- limits: template bombs ------------------------------------------------------------------
+
+BOMB_CONTEXT: dict[str, Any] = {
+    "inputs": {
+        "s": "x" * 10_000,
+        "n": 10**6,
+        "l": list(range(1000)),
+        "refs": ["x" * 10_000] * 250,  # one string 250 times: 2.5 MB once serialized
+    },
+    "steps": {},
+    "run": {"id": "run-1"},
+}
+
+# Fewer iterations than the default, so that the iteration limit, not the clock of a busy
+# machine, is what stops the loops here (the deadline has its own test).
+BOMB_LIMITS = TemplateLimits(max_iterations=5_000, max_seconds=120)
+ITERATIONS = "exceeded 5000 iterations"
+OVER = "would be over 2000000 characters"
+BOMBS = {
+    "nested-loops": (
+        "{% for a in inputs.s %}{% for b in inputs.s %}{% endfor %}{% endfor %}",
+        ITERATIONS,
+    ),
+    "nested-loops-output": (
+        "{% for a in inputs.s %}{% for b in inputs.s %}{{ b }}{% endfor %}{% endfor %}",
+        ITERATIONS,
+    ),
+    "nested-ranges": (
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        ITERATIONS,
+    ),
+    "loop-in-a-filter": (
+        "{{ inputs.s | map('upper') | map('lower') | map('title') | list | join | length }}{% for a in inputs.s %}{% for b in inputs.l %}{% endfor %}{% endfor %}",
+        ITERATIONS,
+    ),
+    "str-repetition": ("{{ 'x' * 10**9 }}", "repetition over 2000000 times"),
+    "str-repetition-reversed": ("{{ 10**9 * 'x' }}", "repetition over 2000000 times"),
+    "str-repetition-of-data": ("a{{ inputs.s * inputs.n }}", OVER),
+    "list-repetition": ("{{ [1] * 10**9 }}", "repetition over 2000000 times"),
+    "list-of-references": ("{{ [inputs.l] * 1000 }}", OVER),
+    "power": ("{{ 2 ** 100000000 }}", "number over 65536 bits"),
+    "power-tower": ("{{ 9 ** (9 ** 9) }}", "number over 65536 bits"),
+    "squaring": (
+        "{% set ns = namespace(x=3) %}{% for i in range(100) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
+        "number over 65536 bits",
+    ),
+    "concat-doubling": (
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "concatenation " + OVER,
+    ),
+    "plus-doubling": (
+        "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "concatenation " + OVER,
+    ),
+    "list-doubling": (
+        "{% set ns = namespace(s=[inputs.s]) %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+        "concatenation " + OVER,
+    ),
+    "join-separator": ("{{ inputs.l | join('y' * 100000) }}", "'join' result " + OVER),
+    "str-join": ("{{ ('y' * 100000).join(inputs.l | map('string')) }}", "join " + OVER),
+    "replace-filter": ("{{ inputs.s | replace('x', 'y' * 100000) }}", "'replace' result " + OVER),
+    "str-replace": ("{{ inputs.s.replace('x', 'y' * 100000) }}", "str.replace " + OVER),
+    "center-filter": ("{{ 'x' | center(10**9) }}", "over the limit of 2000000"),
+    "str-center": ("{{ 'x'.center(10**9) }}", "over the limit of 2000000"),
+    "str-ljust": ("{{ 'x'.ljust(10**8) }}", "over the limit of 2000000"),
+    "str-zfill": ("{{ 'x'.zfill(10**8) }}", "over the limit of 2000000"),
+    "expandtabs": ("{{ ('\t' * 100000).expandtabs(100000) }}", "str.expandtabs " + OVER),
+    "translate": ("{{ inputs.s.translate({120: 'y' * 100000}) }}", "str.translate " + OVER),
+    "format-filter-width": ("{{ '%0999999999d' | format(1) }}", "format width over 2000000"),
+    "format-filter-star": ("{{ '%*d' | format(999999999, 1) }}", "over the limit of 2000000"),
+    "percent-width": ("{{ '%0999999999d' % 1 }}", "format width over 2000000"),
+    "percent-star": ("{{ '%*d' % (5, 1) }}", "'*' width is not allowed"),
+    "brace-format": ("{{ '{:>999999999}'.format(1) }}", "format width over 2000000"),
+    "brace-format-nested": ("{{ '{:>{w}}'.format(1, w=999999999) }}", "over the limit of 2000000"),
+    "indent": ("{{ ('\n' * 100000) | indent(100000) }}", "'indent' result " + OVER),
+    "indent-prefix": ("{{ ('\n' * 100000) | indent('x' * 100000) }}", "'indent' result " + OVER),
+    "wordwrap": ("{{ ('a' * 1000000) | wordwrap(1) }}", "'wordwrap' result " + OVER),
+    "wordwrap-string": (
+        "{{ inputs.s | wordwrap(1, wrapstring='y' * 1000) }}",
+        "'wordwrap' result " + OVER,
+    ),
+    "batch": ("{{ [1] | batch(10**9, 'x') | list }}", "over the limit of 5000"),
+    "slice": ("{{ [1] | slice(10**7) | list }}", "over the limit of 5000"),
+    "sum-of-lists": (
+        "{{ [[1] * 1000] * 1000 | sum(start=[]) | length }}",
+        "'sum' adds numbers only",
+    ),
+    "macro-recursion": (
+        "{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(0) }}",
+        "nested too deeply",
+    ),
+    "macro-fan-out": (
+        "{% macro f(n) %}{% if n < 40 %}{{ f(n+1) }}{{ f(n+1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+        ITERATIONS,
+    ),
+    "caller-fan-out": (
+        "{% macro f() %}{{ caller() }}{{ caller() }}{% endmacro %}"
+        + "{% call f() %}" * 30
+        + "x"
+        + "{% endcall %}" * 30,
+        ITERATIONS,
+    ),
+    "recursive-loop": (
+        "{% for a in [1] recursive %}{{ loop([1, 1]) }}{% endfor %}",
+        "nested too deeply",
+    ),
+    "recursive-loop-wide": (
+        "{% for a in [1] recursive %}{% if loop.depth < 30 %}{{ loop([1, 1]) }}{% endif %}{% endfor %}",
+        ITERATIONS,
+    ),
+    "range": ("{{ range(10**9) | list }}", "Range too big"),
+    "range-loop": ("{% for i in range(10**9) %}{% endfor %}", "Range too big"),
+    "loop-cycle": (
+        "{% for i in range(1000) %}{{ loop.cycle('a' * 10000, 'b') }}{% endfor %}",
+        "output " + OVER,
+    ),
+    "dict-growth": (
+        "{% set ns = namespace(d={}) %}{% for i in range(100000) %}{% set ns.d = dict(ns.d, **{('k' ~ i): inputs.s}) %}{% endfor %}",
+        "dict(...) result " + OVER,
+    ),
+    "block-set-doubling": (
+        "{% set ns = namespace(s='xxxxxxxxxx') %}{% for i in range(100) %}{% set block %}{{ ns.s }}{{ ns.s }}{% endset %}{% set ns.s = block %}{% endfor %}",
+        "output " + OVER,
+    ),
+    "output-of-references": ("x{{ [inputs.l] * 1000 }}", OVER),
+    "tojson-of-references": ("{{ inputs.refs | tojson }}", "'tojson' input " + OVER),
+    "lipsum": ("{{ lipsum(10**6) }}", "'lipsum' is undefined"),
+    "deep-parentheses": ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
+    "huge-int-text": ("{{ 10 ** 5000 }}x", "ValueError"),
+}
+
+
+@pytest.mark.parametrize(("template", "expected"), BOMBS.values(), ids=BOMBS.keys())
+def test_template_bombs_stop_with_a_clear_error_naming_the_field(
+    template: str, expected: str
+) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(TemplateError) as info:
+            render({"prompt": template}, BOMB_CONTEXT, field="with", limits=BOMB_LIMITS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert message.startswith("with.prompt: ")
+    assert expected in message
+    assert peak < 64 * 1024 * 1024  # a small multiple of the 2,000,000-character limit
+
+
+def test_the_deadline_stops_a_render_that_stays_within_every_other_limit() -> None:
+    template = "{% for a in inputs.l %}{% for b in inputs.l %}{% endfor %}{% endfor %}"
+    limits = TemplateLimits(max_iterations=10**9)
+    with pytest.raises(TemplateError, match=r"exceeded its time limit of 0\.05 s"):
+        render(template, BOMB_CONTEXT, limits=limits, deadline=time.monotonic() + 0.05)
+
+
+def test_a_deadline_already_past_stops_at_the_first_step() -> None:
+    with pytest.raises(TemplateError, match="exceeded its time limit"):
+        render("{% for a in [1, 2] %}{{ a }}{% endfor %}", BOMB_CONTEXT, deadline=0.0)
+
+
+def test_one_budget_covers_every_string_of_the_value() -> None:
+    loop = "{% for a in inputs.l %}{% endfor %}"
+    limits = TemplateLimits(max_iterations=2_500)
+    render([loop, loop], BOMB_CONTEXT, limits=limits)
+    with pytest.raises(TemplateError, match=r"^\[2\]: template exceeded 2500 iterations"):
+        render([loop, loop, loop], BOMB_CONTEXT, limits=limits)
+
+
+def test_errors_name_the_path_inside_the_field() -> None:
+    value = {"a": ["ok", {"b": "{{ inputs.missing }}"}]}
+    with pytest.raises(TemplateError, match=r"^with\.a\[1\]\.b: 'dict object' has no attr"):
+        render(value, BOMB_CONTEXT, field="with")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ 'ab' * 3 }}", "ababab"),
+        ("{{ [1, 2] * 2 }}", [1, 2, 1, 2]),
+        ("{{ 2 ** 10 }}", 1024),
+        ("{{ 'a' ~ 1 ~ 'b' }}", "a1b"),
+        ("{{ inputs.l[:3] | join(', ') }}", "0, 1, 2"),
+        ("{{ 'a-b'.replace('-', '+') }}", "a+b"),
+        ("{{ '%05d' | format(42) }}", "00042"),
+        ("{{ '%s=%s' % ('a', 1) }}", "a=1"),
+        ("{{ '{:>5}'.format('x') }}", "    x"),
+        ("{{ 'x' | center(5) }}", "  x  "),
+        ("{{ 'a b c' | wordwrap(3) }}", "a b\nc"),
+        ("{{ inputs.l | sum }}", 499500),
+        ("{{ inputs.l | batch(400) | list | length }}", 3),
+        ("{% for i in range(3) %}{{ loop.index }}{% endfor %}", "123"),
+        ("{% for i in range(3) %}{{ loop.length }}{% endfor %}", "333"),
+        (
+            "{% for a in [[1, [2]], [3]] recursive %}{% if a is iterable %}{{ loop(a) }}{% else %}{{ a }}{% endif %}{% endfor %}",
+            "123",
+        ),
+        (
+            "{% macro f(n) %}{% if n %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}",
+            "321",
+        ),
+        ("{{ dict(a=1, b=2) }}", {"a": 1, "b": 2}),
+        ("{{ inputs.s | length }}", 10_000),
+    ],
+)
+def test_ordinary_templates_are_unchanged_by_the_limits(template: str, expected: Any) -> None:
+    assert render(template, BOMB_CONTEXT) == expected
+
+
+def test_a_whole_earlier_output_passes_through() -> None:
+    big = {"text": "y" * 1_500_000}
+    context = {**BOMB_CONTEXT, "steps": {"a": {"output": big, "status": "completed"}}}
+    assert render("{{ steps.a.output }}", context) is big
+    assert len(render("Summary of: {{ steps.a.output.text }}", context)) == 1_500_012
+
+
+def test_limits_come_from_the_caller() -> None:
+    limits = TemplateLimits(max_chars=100)
+    assert render("{{ 'x' * 100 }}", BOMB_CONTEXT, limits=limits) == "x" * 100
+    with pytest.raises(TemplateError, match="repetition over 100 times"):
+        render("{{ 'x' * 101 }}", BOMB_CONTEXT, limits=limits)
+    with pytest.raises(TemplateError, match="output would be over 100 characters"):
+        render("{{ 'x' * 60 }}{{ 'y' * 60 }}", BOMB_CONTEXT, limits=limits)
