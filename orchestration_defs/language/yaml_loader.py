@@ -366,7 +366,7 @@ class _Builder:
     def _scalar(self, node: Node) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        except Exception as exc:  # a core constructor failing on its value (!!int '' too)
             line, column = _mark(node)
             raise YamlProblem(f"invalid YAML: {_first_line(exc)}", line, column) from exc
 
