@@ -281,3 +281,46 @@ def test_a_template_that_fails_at_run_time_fails_the_step_not_the_worker(
     assert b.status == "failed"
     assert "nothing_here" in b.error["message"]
     assert detail.run.status == "failed"
+
+
+BOMB = """
+slug: bomb
+name: Bomb
+version: 1
+inputs:
+  text: {type: string, default: "abcdefghijklmnopqrstuvwxyz0123456789"}
+steps:
+  - id: a
+    agent: echo
+    with: {x: 1}
+  - id: b
+    agent: echo
+    timeout_seconds: 30
+    with:
+      prompt: >-
+        {% for p in inputs.text * 10 %}{% for q in inputs.text * 10 %}{% for r in inputs.text
+        %}{% endfor %}{% endfor %}{% endfor %}
+  - id: c
+    agent: echo
+    needs: [b]
+    with: {z: 1}
+"""
+
+
+def test_a_template_bomb_in_with_fails_its_step_and_the_run_stays_consistent(
+    dagster_instance: DagsterInstance,
+) -> None:
+    url = _url(dagster_instance)
+    _, job = compile_text(BOMB, url)
+    assert not execute(job, dagster_instance, url).success
+    detail = RunStore(url).run_detail(_only_run(url))
+    steps = {s.step_id: s for s in detail.steps}
+    assert steps["a"].status == "completed"
+    assert steps["b"].status == "failed"
+    # 4.6 million iterations: the iteration limit stops it (or, on a very busy machine, the
+    # render's clock); either way the message names the field and the limit.
+    assert steps["b"].error["message"].startswith("with.prompt: template exceeded ")
+    assert steps["b"].error["retryable"] is False
+    assert steps["c"].status == "pending"
+    assert detail.run.status == "failed"
+    assert detail.run.error["step_id"] == "b"
