@@ -18,6 +18,7 @@ from baton.approvals import Approvals
 from baton.db.engine import session_scope
 from baton.db.models import ApprovalVote, HumanApproval, OrchestrationRun
 from baton.store.service import RunStore
+from orchestration_defs.language.values import sanitized as clean
 
 MAX_LISTED = 200
 
@@ -75,6 +76,8 @@ def _view(
 ) -> ApprovalView:
     policy = approval.policy or {}
     dagster_run = approval.dagster_run_id or run.last_dagster_run_id
+    # A value stored before the edge refused bad text must not break the page (see views.py).
+    show, diff = clean(approval.show), clean(approval.diff)
     return ApprovalView(
         id=approval.id,
         run_id=run.id,
@@ -82,7 +85,7 @@ def _view(
         step_id=approval.step_id,
         status=approval.status,
         prompt=approval.prompt,
-        show=approval.show,
+        show=show,
         decisions=list(policy.get("decisions") or []),
         approvers=list(policy.get("approvers") or []),
         required_approvals=int(policy.get("required_approvals", 1)),
@@ -93,10 +96,10 @@ def _view(
         decided_by=approval.decided_by,
         decided_at=approval.decided_at,
         comment=approval.comment,
-        diff=approval.diff,
+        diff=diff,
         dagster_url=f"{dagster_ui.rstrip('/')}/runs/{dagster_run}" if dagster_run else None,
         votes=[Vote(v.user_name, v.decision, v.comment, v.created_at) for v in votes],
-        fields=field_inputs(policy.get("modifiable") or {}, approval.show),
+        fields=field_inputs(policy.get("modifiable") or {}, show),
         launch_error=approval.launch_error,
     )
 
