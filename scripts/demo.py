@@ -14,6 +14,7 @@ server of this script on 127.0.0.1 (BATON_PUBLISH_URL points the publisher agent
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -189,15 +190,52 @@ class Deployment:
         return any(j["name"] == job for node in nodes for j in node["jobs"])
 
     def stop(self) -> None:
-        """SIGINT, as Ctrl-C would: `baton up` stops its webserver, daemon and API; then kill."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        """SIGINT, as Ctrl-C would: `baton up` stops its webserver, daemon and API; then kill.
+
+        Processes of the deployment that outlive `baton up` (the warm launcher's zygote waits
+        for its idle timeout) are asked to stop too, by pid, then killed.
+        """
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._stop_leftovers()
+
+    def _stop_leftovers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.leftovers()
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while pids and time.monotonic() < deadline:
+                time.sleep(0.2)
+                pids = self.leftovers()
+            if not pids:
+                return
+
+    def leftovers(self) -> list[int]:
+        """Live processes started for this deployment: its data folder in their env or argv."""
+        proc_root = Path("/proc")
+        if not proc_root.is_dir():  # not Linux: nothing to look at; `baton up` did its part
+            return []
+        mark = str(self.data_dir).encode()
+        found = []
+        for entry in proc_root.iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if _is_zombie(entry):
+                    continue
+                blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if mark in blob:
+                found.append(int(entry.name))
+        return found
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -205,6 +243,11 @@ class Deployment:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _is_zombie(entry: Path) -> bool:
+    state = entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state in ("Z", "X")
 
 
 # the API ----------------------------------------------------------------------------------
