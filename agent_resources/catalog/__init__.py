@@ -12,13 +12,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestration_defs.language.yaml_loader import YamlProblem, load_yaml, read_text
 
 CATALOG_DIR = Path(__file__).resolve().parent
 AgentType = Literal["echo", "context", "api", "tool", "function", "orchestrator"]
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+# Variables of Baton's and Dagster's own processes: an entry declaring one would be handed the
+# worker's database URL or the key that decrypts stored webhook secrets. The catalog cannot
+# import the settings (it is plain Python); tests/agent_resources/catalog checks this list
+# against every variable the settings read.
+RESERVED_ENV = re.compile(
+    r"^(DAGSTER_|PG|BATON_(AGENTS_DIR$|DATA_DIR$|DATABASE_URL$|LIBRARY_DIR$|ASSETS_DIR$"
+    r"|AUTO_MIGRATE$|STRICT_LIBRARY$|SECRET_KEY$|PUBLIC_URL$"
+    r"|(DAGSTER|SENSORS|CHILDREN|API|WEBHOOKS|SANDBOX|LIMITS)__))"
+)
 
 
 class CatalogError(ValueError):
@@ -36,6 +45,16 @@ class EnvVarSpec(BaseModel):
         default=None, description="Masked everywhere; default: guessed from the name."
     )
     description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if RESERVED_ENV.match(name):
+            raise ValueError(
+                f"'{name}' belongs to Baton's or Dagster's own processes (or libpq); an agent "
+                "may not read it: give the agent a variable of its own"
+            )
+        return name
 
     @property
     def is_secret(self) -> bool:
