@@ -2,8 +2,9 @@
 catalog agents (offline providers), a real local server as the publishing target and n8n, the
 approvals decided here and the runs resumed through the approval sensor's own logic.
 
-The examples that start child runs (finance-manager, finance-review) run in a deployment:
-tests/e2e/test_examples_children.py and tests/e2e/test_demo.py."""
+The examples that start child runs (finance-manager, finance-review) are in
+test_examples_children.py; `make demo` runs finance-manager in a deployment
+(tests/e2e/test_demo.py)."""
 
 from __future__ import annotations
 
