@@ -34,6 +34,7 @@ from orchestration_defs.language.values import (
 )
 
 WEBHOOK_PATH = re.compile(r"^/webhooks/[^/]+$")
+FORM_TYPE = "application/x-www-form-urlencoded"
 _JSON_TYPE = re.compile(r"^application/([^;]*\+)?json\s*(;|$)", re.IGNORECASE)
 
 
@@ -69,14 +70,23 @@ class RequestLimits:
             return
         if body is None:  # the client went away
             return
-        if body and _is_json(scope):
-            try:
-                # Off the event loop: a megabyte of JSON takes a moment to walk.
-                await run_in_threadpool(parse_json, body, limits=self.json_limits)
-            except ValueProblem as exc:
-                await _invalid(exc, scope, receive, send)
-                return
+        try:
+            await self._check_body(scope, body)
+        except ValueProblem as exc:
+            await _invalid(exc, scope, receive, send)
+            return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _check_body(self, scope: Scope, body: bytes) -> None:
+        if not body:
+            return
+        content_type = (_header(scope, b"content-type") or "").strip()
+        if _JSON_TYPE.match(content_type):
+            # Off the event loop: a megabyte of JSON takes a moment to walk.
+            await run_in_threadpool(parse_json, body, limits=self.json_limits)
+        elif content_type.lower().startswith(FORM_TYPE):
+            # Starlette would decode bad bytes into U+FFFD silently: refuse them instead.
+            await run_in_threadpool(_check_form, body)
 
     async def _read(self, scope: Scope, receive: Receive) -> bytes | None:
         declared = _header(scope, b"content-length")
@@ -124,9 +134,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _is_json(scope: Scope) -> bool:
-    content_type = _header(scope, b"content-type")
-    return content_type is not None and _JSON_TYPE.match(content_type.strip()) is not None
+def _check_form(body: bytes) -> None:
+    for name, value in _query_pairs(body):
+        field = _check_encoded(name, "form", "a form field name", form=True)
+        _check_encoded(value, field, f"form field '{shown(field, 40)}'", form=True)
 
 
 # URL, headers, cookies -------------------------------------------------------------------------
@@ -149,6 +160,7 @@ def _check_url_and_headers(scope: Scope) -> None:
 
 
 def _query_pairs(query: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The raw (name, value) pairs of a query string or a URL-encoded form."""
     for part in query.split(b"&"):
         if part:
             name, _, value = part.partition(b"=")
