@@ -4,9 +4,10 @@ It starts `baton up` (Dagster webserver, daemon, API) on free ports with a tempo
 folder, creates a launcher and a finance approver with their API tokens through the CLI,
 launches `finance-manager` for three quarters over the HTTP API, approves each child's finance
 checkpoint over the HTTP API (the first with an edited summary), waits for the parent, prints
-the summary across periods, what the publishing target received and the run tree, and stops
-everything it started, also on Ctrl-C or a failure. The publishing target is a small HTTP
-server of this script on 127.0.0.1 (BATON_PUBLISH_URL points the publisher agent at it).
+the summary across periods, what the publishing target received and the run tree (from the
+API, with the Dagster status of each segment), and stops everything it started, also on
+Ctrl-C or a failure. The publishing target is a small HTTP server of this script on 127.0.0.1
+(BATON_PUBLISH_URL points the publisher agent at it).
 
     .venv/bin/python scripts/demo.py [--keep] [--periods 2025-01:2025-03,2025-04:2025-06]
 """
@@ -39,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LAUNCHER, APPROVER = "olga", "fiona"
 DEFAULT_PERIODS = "2025-01:2025-03,2025-04:2025-06,2025-07:2025-09"
-READY_SECONDS, RUN_SECONDS, STOP_SECONDS = 150.0, 150.0, 45.0
+READY_SECONDS, RUN_SECONDS, STOP_SECONDS, SETTLE_SECONDS = 150.0, 150.0, 45.0, 30.0
+DAGSTER_ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
 JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
 
 
@@ -354,7 +356,7 @@ def report(run: dict[str, Any], target: PublishTarget, tree: list[str], took: fl
     say(f"\nThe publishing target ({target.url}/publish) received {len(target.posts)} post(s):")
     for post in target.posts:
         say(f"  {post.get('channel')} {post.get('period')} approved by {post.get('approved_by')}")
-    say("\nRun tree (baton runs tree --json, segment statuses from GET /api/v1/runs/{id}):")
+    say("\nRun tree (GET /api/v1/runs/{id}/tree; segment statuses from GET /api/v1/runs/{id}):")
     for line in tree:
         say(f"  {line}")
 
@@ -368,18 +370,34 @@ def say_lines(text: str, indent: str, *, limit: int | None) -> None:
         say(f"{indent}... ({len(lines) - limit} more lines, published in full)")
 
 
-def tree_lines(launcher: Api, node: dict[str, Any], depth: int = 0) -> list[str]:
-    """One line per run (status, duration, place in its parent), then its Dagster segments."""
+def settled_tree(launcher: Api, root: str) -> list[str]:
+    """The tree's lines once every Dagster segment has ended (a segment whose finish op
+    completed the run is still STARTED for a moment), or as they are after SETTLE_SECONDS."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        tree = launcher.call("GET", f"/api/v1/runs/{root}/tree")
+        lines, statuses = tree_lines(launcher, tree)
+        if set(statuses) <= DAGSTER_ENDED or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
+
+
+def tree_lines(launcher: Api, node: dict[str, Any], depth: int = 0) -> tuple[list[str], list[str]]:
+    """One line per run (status, duration, place in its parent), then its Dagster segments;
+    and the segments' statuses."""
     pad = "  " * depth
     place = f"  {node['parent_step']}[{node['index']}]" if node["parent_step"] else ""
     took = f"  {node['duration_seconds']:.1f} s" if node["duration_seconds"] is not None else ""
     lines = [f"{pad}{node['orchestration']} {node['run_id'][:8]}  {node['status']}{took}{place}"]
-    detail = launcher.call("GET", f"/api/v1/runs/{node['run_id']}")
-    for segment in detail.get("segments") or []:
+    segments = launcher.call("GET", f"/api/v1/runs/{node['run_id']}").get("segments") or []
+    statuses = [segment["status"] for segment in segments]
+    for segment in segments:
         lines.append(f"{pad}    segment {segment['dagster_run_id'][:8]}  {segment['status']}")
     for child in node["children"]:
-        lines += tree_lines(launcher, child, depth + 1)
-    return lines
+        child_lines, child_statuses = tree_lines(launcher, child, depth + 1)
+        lines += child_lines
+        statuses += child_statuses
+    return lines, statuses
 
 
 def run_demo(deployment: Deployment, target: PublishTarget, periods: list[dict[str, str]]) -> int:
@@ -401,8 +419,7 @@ def run_demo(deployment: Deployment, target: PublishTarget, periods: list[dict[s
     launched_at = time.monotonic()
     run = approve_until_done(launcher, approver, root)
     took = time.monotonic() - launched_at
-    tree = json.loads(deployment.baton("runs", "tree", root, "--json"))
-    report(run, target, tree_lines(launcher, tree), took)
+    report(run, target, settled_tree(launcher, root), took)
     if run["status"] != "completed":
         raise DemoError(f"finance-manager ended {run['status']}: {run.get('error')}")
     return 0
