@@ -52,14 +52,14 @@ class Library:
     def store(self) -> RunStore:
         return RunStore(self.url)
 
-    def start(self, slug: str, **inputs: Any) -> uuid.UUID:
+    def start(self, slug: str, *, succeeds: bool = True, **inputs: Any) -> uuid.UUID:
         result = self.jobs[slug].execute_in_process(
             run_config={"inputs": inputs, "baton_run_id": ""},
             instance=self.instance,
             resources=self._resources(),
             raise_on_error=False,
         )
-        assert result.success
+        assert result.success is succeeds
         [root] = [r for r in self.store.list_runs(limit=100) if r.parent_run_id is None]
         return root.id
 
@@ -200,3 +200,17 @@ def test_finance_review_runs_one_child_and_shapes_its_review(
     [child] = library.store.list_runs(parent_run_id=root, limit=10)
     assert review["run"] == str(child.id) and review["summary"].startswith("4 rows")
     assert len(target.calls("POST", "/publish")) == 1
+
+
+def test_a_period_that_does_not_fit_kpi_tracking_fails_the_step_naming_the_input(
+    library: Library, target: FakeServer
+) -> None:
+    periods = [{"start": "2025-13", "end": "2025-03"}]
+    root = library.start("finance_manager", succeeds=False, periods=periods)
+    library.settle(root)
+    run = library.store.get_run(root)
+    assert run.status == "failed"
+    assert "input 'start_month' must match pattern" in run.error["message"], run.error
+    assert "got '2025-13'" in run.error["message"]
+    assert library.store.list_runs(parent_run_id=root, limit=10) == []
+    assert target.requests == []
