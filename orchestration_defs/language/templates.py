@@ -193,13 +193,34 @@ def _whole_expression(value: str) -> str | None:
     return expr
 
 
+# Deeper than any real template; Jinja's parser is iterative for chains (`x|f|f|f...`,
+# `a.b.b.b...`) but every walk of the tree (references, the compiler) recurses.
+MAX_TREE_DEPTH = 200
+
+
 def _parse(value: str) -> nodes.Template:
     try:
-        return _env.parse(value)
+        tree = _env.parse(value)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message}") from exc
     except RecursionError:
         raise TemplateError("template syntax error: nested too deeply") from None
+    if _too_deep(tree):
+        raise TemplateError(
+            f"template syntax error: nested too deeply (over {MAX_TREE_DEPTH} levels of "
+            "filters, attributes, calls or blocks)"
+        )
+    return tree
+
+
+def _too_deep(tree: nodes.Node) -> bool:
+    stack: list[tuple[nodes.Node, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return False
 
 
 def references(value: str) -> References:

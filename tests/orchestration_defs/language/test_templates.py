@@ -371,7 +371,25 @@ BOMBS = {
     "lipsum": ("{{ lipsum(10**6) }}", "'lipsum' is undefined"),
     "deep-parentheses": ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
     "huge-int-text": ("{{ 10 ** 5000 }}x", "ValueError"),
+    "filter-chain": ("{{ inputs.s" + " | upper" * 5000 + " }}", "nested too deeply"),
+    "attribute-chain": ("{{ inputs" + ".a" * 5000 + " }}", "nested too deeply"),
 }
+
+CHAINS = {
+    "filters": "{{ x" + "|upper" * 20000 + " }}",
+    "attributes": "{{ inputs" + ".a" * 20000 + " }}",
+    "items": "{{ inputs" + "[0]" * 20000 + " }}",
+    "calls": "{{ f" + "()" * 20000 + " }}",
+}
+
+
+@pytest.mark.parametrize("template", CHAINS.values(), ids=CHAINS.keys())
+def test_long_chains_are_a_syntax_error_when_validated_not_a_recursion_error(
+    template: str,
+) -> None:
+    # Jinja parses chains without recursing; every walk of the tree afterwards recursed.
+    with pytest.raises(TemplateError, match="nested too deeply"):
+        references(template)
 
 
 @pytest.mark.parametrize(("template", "expected"), BOMBS.values(), ids=BOMBS.keys())
