@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from baton import segments
 from baton.approvals import cancel_open
 from baton.db.models import OrchestrationRun, OrchestrationStep, utcnow
+from baton.edge import input_limits
+from baton.settings import get_settings
 from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
 from baton.store.definitions import DefinitionsRepository
 from baton.store.events import EventsRepository
@@ -129,7 +131,7 @@ class Children:
                 f"child {index}: 'with' must give a mapping of inputs, got {type(given).__name__}"
             )
         try:
-            return resolve_inputs(spec.inputs, given)
+            return resolve_inputs(spec.inputs, given, input_limits(get_settings()))
         except InputError as exc:
             raise ChildError(
                 f"child {index} of '{spec.slug}' v{spec.version}: {'; '.join(exc.problems)}"

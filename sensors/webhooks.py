@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from baton import segments
 from baton.db.models import OrchestrationDefinition
+from baton.edge import input_limits
 from baton.settings import get_settings
 from baton.store.service import RunStore, UnknownRun
 from baton.webhooks.inbox import Inbox, InboxItem
@@ -137,7 +138,8 @@ def _fire(trigger: WebhookTriggerSpec, spec: OrchestrationSpec, item: InboxItem)
     try:
         if not trigger.matches(context):
             return f"{spec.slug}: filter is false"
-        return resolve_inputs(spec.inputs, trigger.render_inputs(context))
+        limits = input_limits(get_settings())
+        return resolve_inputs(spec.inputs, trigger.render_inputs(context), limits)
     except (TemplateError, InputError) as exc:
         return f"{spec.slug}: {exc}"
 

@@ -6,7 +6,9 @@ from typing import Any
 
 from dagster import Failure, OpDefinition, OpExecutionContext, Out, Output
 
+from baton.edge import input_limits
 from baton.segments import RUN_TAG
+from baton.settings import get_settings
 from baton.state import IllegalTransition
 from baton.store.service import RunStore, StepPlan, Superseded, UnknownRun
 from orchestration_defs.compiler.common import (
@@ -78,7 +80,8 @@ def _resolve_run_id(
             raise Failure(f"{RUN_ID_FIELD} '{given}' is not a run id", allow_retries=False) from exc
     else:
         try:
-            inputs = resolve_inputs(spec.inputs, context.op_config.get("inputs") or {})
+            given = context.op_config.get("inputs") or {}
+            inputs = resolve_inputs(spec.inputs, given, input_limits(get_settings()))
         except InputError as exc:
             raise Failure(f"invalid inputs: {exc}", allow_retries=False) from exc
         run_id = store.create_run(

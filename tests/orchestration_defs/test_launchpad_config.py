@@ -6,6 +6,7 @@ GraphQL ``rootDefaultYaml``, built from the job snapshot) and "Scaffold missing 
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from dagster import DagsterInstance
 from dagster._cli.config_scaffolder import scaffold_job_config
@@ -13,6 +14,7 @@ from dagster._core.snap.snap_to_yaml import default_values_yaml_from_type_snap
 
 from agent_resources.resources import EchoAgentResource
 from baton.segments import RUN_TAG, STATUS_TAG
+from baton.settings import get_settings
 from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import BatonStoreResource
@@ -88,3 +90,28 @@ def test_a_launch_without_the_run_id_starts_a_new_run_tagged_completed(
     assert segment is not None
     assert segment.tags[RUN_TAG] == str(run.id)
     assert segment.tags[STATUS_TAG] == "completed"
+
+
+def test_a_launchpad_launch_is_held_to_the_same_input_limits_as_the_api(
+    dagster_instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATON_API__MAX_STRING_CHARS", "8")
+    get_settings.cache_clear()
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    _, job = compile_text(SPEC, url)
+    try:
+        result = job.execute_in_process(
+            run_config={"inputs": {"topic": "longer than eight"}},
+            instance=dagster_instance,
+            resources={
+                "baton_store": BatonStoreResource(database_url=url),
+                "agent_echo": EchoAgentResource(slug="echo"),
+            },
+            raise_on_error=False,
+        )
+    finally:
+        get_settings.cache_clear()
+    assert not result.success
+    failure = str(result.get_step_failure_events()[0].step_failure_data.error)
+    assert "invalid inputs" in failure and "inputs.topic" in failure
+    assert RunStore(url).list_runs() == []  # nothing stored
