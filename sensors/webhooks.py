@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dagster import (
@@ -41,6 +41,9 @@ from orchestration_defs.language.triggers import WebhookTriggerSpec, webhook_con
 SOURCE_TAG = "baton/webhook_source"
 WEBHOOK_TAG = "baton/webhook_id"
 BATCH = 100
+# Seconds one trigger may spend rendering its filter and inputs (BATON_LIMITS__TEMPLATE_SECONDS
+# if smaller).
+TRIGGER_SECONDS = 2.0
 # Orchestration run ids of webhook runs are uuid5(NAMESPACE, "<source>/<webhook id>/<slug>").
 NAMESPACE = uuid.UUID("6f1c3e55-0a8e-4a57-9d0b-2f63b7c1a9e4")
 
@@ -135,11 +138,18 @@ def _fire(trigger: WebhookTriggerSpec, spec: OrchestrationSpec, item: InboxItem)
         source=item.source,
         received_at=item.received_at.isoformat(),
     )
+    settings = get_settings()
+    # Triggers render inside the sensor's tick, one webhook after another: a slow one gets
+    # little time, so it cannot hold up the others (or the tick's own timeout).
+    templates = replace(
+        settings.limits.templates(),
+        max_seconds=min(settings.limits.template_seconds, TRIGGER_SECONDS),
+    )
     try:
-        if not trigger.matches(context):
+        if not trigger.matches(context, templates):
             return f"{spec.slug}: filter is false"
-        limits = input_limits(get_settings())
-        return resolve_inputs(spec.inputs, trigger.render_inputs(context), limits)
+        inputs = trigger.render_inputs(context, templates)
+        return resolve_inputs(spec.inputs, inputs, input_limits(settings))
     except (TemplateError, InputError) as exc:
         return f"{spec.slug}: {exc}"
 

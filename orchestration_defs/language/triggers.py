@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, meta
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestration_defs.language.template_limits import DEFAULT_TEMPLATE_LIMITS, TemplateLimits
 from orchestration_defs.language.templates import (
     TemplateError,
     is_template,
@@ -77,7 +78,9 @@ class WebhookTriggerSpec(BaseModel):
                 raise ValueError(f"inputs.{where}: {exc}") from exc
         return value
 
-    def matches(self, context: dict[str, Any]) -> bool:
+    def matches(
+        self, context: dict[str, Any], limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS
+    ) -> bool:
         """Whether the filter lets this webhook through.
 
         Raises:
@@ -85,15 +88,17 @@ class WebhookTriggerSpec(BaseModel):
         """
         if self.filter is None:
             return True
-        return truthy(render(self.filter, context))
+        return truthy(render(self.filter, context, field="filter", limits=limits))
 
-    def render_inputs(self, context: dict[str, Any]) -> dict[str, Any]:
+    def render_inputs(
+        self, context: dict[str, Any], limits: TemplateLimits = DEFAULT_TEMPLATE_LIMITS
+    ) -> dict[str, Any]:
         """The run's inputs for this webhook.
 
         Raises:
             TemplateError: a template fails on this body.
         """
-        rendered = render(self.inputs, context)
+        rendered = render(self.inputs, context, field="inputs", limits=limits)
         assert isinstance(rendered, dict)
         return rendered
 

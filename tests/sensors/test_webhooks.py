@@ -239,3 +239,37 @@ def test_a_webhook_for_a_job_the_location_lacks_waits_and_says_why(harness: Harn
     assert request.run_key == "webhook-github-msg_w-pr-review"
     assert harness.run(request).success
     assert harness.tick(cursor)[0] == []
+
+
+QUADRATIC = """
+slug: quadratic
+name: Quadratic
+version: 1
+organization: acme
+triggers:
+  - webhook:
+      source: github
+      filter: "{% for a in body.xs %}{% for b in body.xs %}{% endfor %}{% endfor %}true"
+steps:
+  - id: a
+    agent: echo
+"""
+
+
+def test_a_trigger_whose_template_explodes_on_a_body_is_ignored_and_the_tick_goes_on(
+    harness: Harness,
+) -> None:
+    from sqlalchemy import select
+
+    from baton.db.engine import session_scope
+    from baton.db.models import WebhookInbox
+
+    _, quadratic = compile_text(QUADRATIC, harness.url)
+    harness.store("msg_bomb", {"action": "closed", "xs": list(range(100_000))})
+    harness.store("msg_good", OPENED)
+    requests, _, _ = harness.tick(job_names=[harness.job.name, quadratic.name])
+    assert [r.tags["baton/webhook_id"] for r in requests] == ["msg_good"]
+    with session_scope(harness.url) as s:
+        results = {r.webhook_id: r.result for r in s.scalars(select(WebhookInbox))}
+    [note] = [n for n in results["msg_bomb"]["notes"] if n.startswith("quadratic")]
+    assert "filter: template exceeded" in note
