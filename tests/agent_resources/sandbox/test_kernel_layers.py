@@ -153,3 +153,49 @@ def _children() -> list[str]:
         if int(fields[1]) == pid:
             found.append(proc.name)
     return sorted(found)
+
+
+# x86_64 machine code: clone(CLONE_VM|FS|FILES|SIGHAND|THREAD) rdi times with no stack of its
+# own (no memory counted under RLIMIT_AS), each new thread parked in ppoll; returns the last
+# clone's result. A root worker's child is exempt from RLIMIT_NPROC, so only the filter bounds it.
+THREAD_BOMB = (
+    "4989f9b838000000bf000f010031f631d24531d20f054885c07408780549ffc975e1c3"
+    "31ff31f631d24531d241b808000000b80f0100000f05ebe8"
+)
+THREAD_ATTACKS = f"""
+import ctypes, mmap, os, threading
+KEEP = []
+
+def python_threads(input):
+    threading.stack_size(32768)
+    started = [threading.Thread(target=threading.Event().wait, daemon=True) for _ in range(50)]
+    for thread in started:
+        thread.start()
+    return len(started)
+
+def raw_clone_threads(input):
+    if os.uname().machine != "x86_64":
+        raise PermissionError("x86_64 only")
+    page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    page.write(bytes.fromhex("{THREAD_BOMB}"))
+    KEEP.append(page)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(page))
+    last = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long)(address)(input["n"])
+    if last < 0:
+        raise PermissionError(f"clone: errno {{-last}}")
+    return last
+
+ATTACKS = {{n: f for n, f in dict(globals()).items() if callable(f) and not n.startswith("_")
+           and getattr(f, "__module__", "") == __name__ and n != "run"}}
+"""
+
+
+def test_the_child_cannot_start_threads_to_exhaust_the_hosts_process_ids() -> None:
+    """pid_max is often 32,768: a child of a root worker cloning threads without a stack would
+    take every process id of the host (the worker, Dagster and Postgres could not fork)."""
+    result, text = attempt(THREAD_ATTACKS + HARNESS, {"n": 200})
+    assert result is not None, text
+    assert set(result.output) == {"python_threads", "raw_clone_threads"}
+    for name, said in result.output.items():
+        assert said.startswith("refused"), f"{name}: {said[:300]}"
+    assert_no_secret(text)
