@@ -53,35 +53,78 @@ def tree_run_ids(s: Session, run_id: uuid.UUID) -> list[uuid.UUID]:
 
 def pending_in_tree(store: RunStore, run_id: uuid.UUID) -> list[TreeApproval]:
     """Pending approvals of the run and of every run below it, each with its chain."""
+    return approvals_with_chains(store, status="pending", run_id=run_id)
+
+
+def approvals_with_chains(
+    store: RunStore,
+    *,
+    status: str | None = None,
+    run_id: uuid.UUID | None = None,
+    limit: int = 100,
+) -> list[TreeApproval]:
+    """Approvals oldest request first, each with its chain; with ``run_id`` only those of
+    that run and every run below it."""
     with store.session() as s:
-        ids = tree_run_ids(s, run_id)
-        approvals = s.scalars(
-            select(HumanApproval)
-            .where(HumanApproval.run_id.in_(ids), HumanApproval.status == "pending")
-            .order_by(HumanApproval.requested_at)
-        ).all()
-        return [TreeApproval(a, chain_of(s, a.run_id)) for a in approvals]
+        query = select(HumanApproval)
+        if status is not None:
+            query = query.where(HumanApproval.status == status)
+        if run_id is not None:
+            query = query.where(HumanApproval.run_id.in_(tree_run_ids(s, run_id)))
+        rows = s.scalars(query.order_by(HumanApproval.requested_at).limit(limit)).all()
+        chains = chains_of(s, list({a.run_id for a in rows}))
+        return [TreeApproval(a, chains[a.run_id]) for a in rows]
 
 
 def chain_of(s: Session, run_id: uuid.UUID) -> list[dict[str, Any]]:
     """The runs from the root down to ``run_id``: slug, id, status and parent step."""
-    chain = []
-    current: uuid.UUID | None = run_id
-    while current is not None:
-        run = RunsRepository(s).get(current, include_deleted=True)
-        if run is None:
-            break
-        chain.append(
-            {
-                "run_id": str(run.id),
-                "orchestration": run.orchestration,
-                "status": run.status,
-                "parent_step": run.parent_step_id,
-                "index": run.parent_step_index,
-            }
-        )
-        current = run.parent_run_id
-    return list(reversed(chain))
+    return chains_of(s, [run_id])[run_id]
+
+
+def chains_of(s: Session, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """``chain_of`` for many runs, each run above them read once (a page of approvals of one
+    tree shares its upper links)."""
+    links: dict[uuid.UUID, tuple[dict[str, Any], uuid.UUID | None]] = {}
+    found = {}
+    for run_id in run_ids:
+        chain = []
+        current: uuid.UUID | None = run_id
+        while current is not None:
+            if current not in links:
+                run = RunsRepository(s).get(current, include_deleted=True)
+                if run is None:
+                    break
+                links[current] = (_link(run), run.parent_run_id)
+            link, current = links[current]
+            chain.append(link)
+        found[run_id] = list(reversed(chain))
+    return found
+
+
+def chain_text(chain: Sequence[dict[str, Any]]) -> str:
+    """Where a run sits, for people: "in kpi-tracking (child 2 of periods) of finance-manager
+    run ID"; empty for a root run (nothing above it)."""
+    if len(chain) < 2:
+        return ""
+    parts = [f"{link['orchestration']} ({_place(link)})" for link in reversed(chain[1:])]
+    root = chain[0]
+    return f"in {' of '.join(parts)} of {root['orchestration']} run {root['run_id']}"
+
+
+def _place(link: dict[str, Any]) -> str:
+    if link["index"] is None:
+        return f"child of {link['parent_step']}"
+    return f"child {link['index'] + 1} of {link['parent_step']}"
+
+
+def _link(run: OrchestrationRun) -> dict[str, Any]:
+    return {
+        "run_id": str(run.id),
+        "orchestration": run.orchestration,
+        "status": run.status,
+        "parent_step": run.parent_step_id,
+        "index": run.parent_step_index,
+    }
 
 
 def _below(s: Session, run_id: uuid.UUID) -> list[OrchestrationRun]:

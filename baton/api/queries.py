@@ -88,13 +88,22 @@ def scoped_approval(s: Session, organization: str, approval_id: uuid.UUID) -> Hu
 
 
 def approvals_page(
-    s: Session, organization: str, status: str | None, *, limit: int, cursor: str | None
+    s: Session,
+    organization: str,
+    status: str | None,
+    *,
+    limit: int,
+    cursor: str | None,
+    run_ids: Sequence[uuid.UUID] | None = None,
 ) -> tuple[Sequence[HumanApproval], str | None]:
-    """Approvals oldest request first (requested_at, then id) after ``cursor``."""
+    """Approvals oldest request first (requested_at, then id) after ``cursor``; only those of
+    ``run_ids`` when given (a tree: ``baton.lineage.tree_run_ids``)."""
     a = HumanApproval
     query = select(a).where(a.organization == organization)
     if status is not None:
         query = query.where(a.status == status)
+    if run_ids is not None:
+        query = query.where(a.run_id.in_(run_ids))
     if cursor is not None:
         at, ident = decode_cursor(cursor, 2)
         at, ident = _cursor_time(at), _cursor_uuid(ident)

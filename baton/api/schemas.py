@@ -134,9 +134,32 @@ class Vote(BaseModel):
     at: UtcDatetime
 
 
+class ChainLink(BaseModel):
+    """A run above an approval (or the run that asks), root first."""
+
+    run_id: str
+    orchestration: str
+    status: str
+    parent_step: str | None = Field(None, description="The step of its parent that runs it.")
+    index: int | None = Field(None, description="Its 0-based place in the step's for_each.")
+
+
 class ApprovalView(BaseModel):
     approval_id: str
     run_id: str
+    root_run_id: str | None = Field(
+        None, description="The top run of the tree the approval's run belongs to."
+    )
+    chain: list[ChainLink] = Field(
+        default_factory=list,
+        description="The runs from the root down to the run that asks (one link for a root "
+        "run's own checkpoint).",
+    )
+    where: str = Field(
+        "",
+        description='Where the run sits, e.g. "in kpi-tracking (child 2 of periods) of '
+        'finance-manager run ID"; empty for a root run.',
+    )
     step_id: str
     status: str
     organization: str

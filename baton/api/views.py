@@ -8,6 +8,7 @@ a run fail to serialize for everyone who reads it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from baton.api import schemas
 from baton.cli.approvals import approval_view
@@ -70,11 +71,12 @@ def deliverable(record: DeliverableRecord) -> schemas.DeliverableView:
 
 
 def approval(
-    row: HumanApproval, votes: Sequence[ApprovalVote] | None = None
+    row: HumanApproval,
+    votes: Sequence[ApprovalVote] | None = None,
+    chain: Sequence[dict[str, Any]] | None = None,
 ) -> schemas.ApprovalView:
-    return schemas.ApprovalView.model_validate(
-        clean(approval_view(row, list(votes) if votes is not None else None))
-    )
+    view = approval_view(row, list(votes) if votes is not None else None, chain)
+    return schemas.ApprovalView.model_validate(clean(view))
 
 
 def event(row: OrchestrationEvent) -> schemas.Event:

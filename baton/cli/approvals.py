@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from baton.approvals import ApprovalError, Approvals
@@ -14,6 +15,7 @@ from baton.edge import check_decision
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
 from baton.lifecycle import Launched, Launcher, Lifecycle
+from baton.lineage import approvals_with_chains, chain_of, chain_text
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from baton.store.users import UsersRepository
@@ -40,7 +42,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p = approvals.add_parser("list", help="approvals (default: pending)")
     p.add_argument("--status", default="pending", help="pending, decided, resumed, ... or all")
-    p.add_argument("--run", type=uuid.UUID, help="only this orchestration run")
+    p.add_argument(
+        "--run",
+        type=uuid.UUID,
+        metavar="ID",
+        help="only this run and the runs below it (its child runs, at any depth)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=list_approvals)
     p = approvals.add_parser("show", help="one approval with its prompt, content and audit")
@@ -84,11 +91,19 @@ def list_users(args: argparse.Namespace) -> int:
     return 0
 
 
-def approval_view(approval: HumanApproval, votes: list[Any] | None = None) -> dict[str, Any]:
-    """An approval as plain data, for --json and the API."""
+def approval_view(
+    approval: HumanApproval,
+    votes: list[Any] | None = None,
+    chain: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An approval as plain data, for --json and the API; ``chain`` (``baton.lineage``) is
+    the runs from the root down to the approval's run."""
     view = {
         "approval_id": str(approval.id),
         "run_id": str(approval.run_id),
+        "root_run_id": chain[0]["run_id"] if chain else None,
+        "chain": list(chain or []),
+        "where": chain_text(chain or []),
         "step_id": approval.step_id,
         "status": approval.status,
         "organization": approval.organization,
@@ -132,28 +147,36 @@ def approval_view(approval: HumanApproval, votes: list[Any] | None = None) -> di
 
 def list_approvals(args: argparse.Namespace) -> int:
     status = None if args.status == "all" else args.status
-    rows = Approvals(_store()).find(status=status, run_id=args.run)
+    rows = approvals_with_chains(_store(), status=status, run_id=args.run)
     if args.json:
-        print(dumps([approval_view(a) for a in rows]))
+        print(dumps([approval_view(r.approval, chain=r.chain) for r in rows]))
         return 0
     print(f"{'APPROVAL ID':36}  {'RUN ID':36}  {'STEP':16}  {'STATUS':9}  PROMPT")
-    for a in rows:
+    for row in rows:
+        a = row.approval
         print(f"{a.id!s:36}  {a.run_id!s:36}  {a.step_id[:16]:16}  {a.status:9}  {a.prompt[:60]}")
+        if len(row.chain) > 1:  # a child's checkpoint: say which tree it belongs to
+            print(f"{'':38}{chain_text(row.chain)}")
     return 0
 
 
 def show_approval(args: argparse.Namespace) -> int:
-    approvals = Approvals(_store())
+    store = _store()
+    approvals = Approvals(store)
     try:
         approval = approvals.get(args.approval_id)
     except ApprovalError as exc:
         error(str(exc))
         return 1
-    view = approval_view(approval, approvals.votes(approval.id))
+    with store.session() as s:
+        chain = chain_of(s, approval.run_id)
+    view = approval_view(approval, approvals.votes(approval.id), chain)
     if args.json:
         print(dumps(view))
         return 0
     print(f"approval {approval.id}  ({approval.status})  run {approval.run_id}")
+    if view["where"]:
+        print(view["where"])
     print(f"step: {approval.step_id}\nprompt: {approval.prompt}")
     print(f"show:\n{dumps(approval.show)}")
     print(

@@ -12,19 +12,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance, JobDefinition, RunRequest, SensorResult, build_sensor_context
+from fastapi.testclient import TestClient
 
 from baton.approvals import Approvals
+from baton.cli.main import main
 from baton.lifecycle import Lifecycle
 from baton.lineage import pending_in_tree, run_tree
-from baton.segments import PARENT_RUN_TAG, PARENT_STEP_TAG, ROOT_RUN_TAG, RUN_TAG
+from baton.segments import PARENT_RUN_TAG, PARENT_STEP_TAG, ROOT_RUN_TAG, RUN_TAG, run_request
+from baton.settings import get_settings
 from baton.state import TERMINAL_RUN_STATUSES
 from baton.store.service import RunStore
 from orchestration_defs.compiler.resources import BatonStoreResource
 from sensors.children import build_children_sensor
+from tests.baton.api.ui.support import csrf_of
+from tests.baton.api.world import build_world
 from tests.checkpoint_helpers import launch, tick, users
 from tests.helpers import CALLS, ScriptedAgent, compile_text, execute
 
@@ -285,6 +291,106 @@ def test_a_checkpoint_in_a_grandchild_is_decided_from_the_roots_list(
     [leaf] = middle["children"]
     assert (node["status"], middle["status"], leaf["status"]) == ("completed",) * 3
     assert len(leaf["segments"]) == 2 and len(node["segments"]) == 2
+
+
+def _grandchild_waiting(dagster_instance: DagsterInstance) -> tuple[Tree, uuid.UUID]:
+    """top -> middle -> reviewed, driven until the grandchild waits at its checkpoint."""
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    users(url, ("fin", ["finance"]), ("dagster-ui", ["finance"]))
+    jobs = {}
+    for text in (REVIEWED, MIDDLE, TOP):
+        spec, job = compile_text(text, url)
+        jobs[spec.job_name] = job
+    tree = Tree(dagster_instance, url, jobs, ScriptedAgent(key=uuid.uuid4().hex))
+    assert execute(jobs["top"], dagster_instance, url, agent=tree.agent).success
+    [root] = [r.id for r in tree.store.list_runs(limit=50) if r.parent_run_id is None]
+    tree.drive(root)
+    return tree, root
+
+
+def test_a_grandchilds_checkpoint_is_listed_from_the_root_by_api_cli_and_page(
+    dagster_instance: DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Deployment level: the API, the CLI and the page list the grandchild's checkpoint from
+    the root with its chain; deciding it through the API resumes the grandchild, whose end
+    resumes the child, then the root."""
+    tree, root = _grandchild_waiting(dagster_instance)
+    world = build_world(tmp_path, tree.url)
+    try:
+        fin = world.add_user("global", "fin", "approver", ["finance"])
+        headers = {"Authorization": f"Bearer {fin}"}
+        _execute(tree, root)  # a second tree, whose approval must not be listed
+        where = f"in reviewed (child 1 of inner) of middle (child 1 of outer) of top run {root}"
+        for param in ("run_id", "root_run_id"):
+            page = world.client.get(
+                "/api/v1/approvals",
+                params={"status": "pending", param: str(root)},
+                headers=headers,
+            )
+            assert page.status_code == 200, page.text
+            [item] = page.json()["items"]
+            assert [link["orchestration"] for link in item["chain"]] == [
+                "top",
+                "middle",
+                "reviewed",
+            ]
+            assert [link["parent_step"] for link in item["chain"]] == [None, "outer", "inner"]
+            assert item["root_run_id"] == str(root) and item["where"] == where
+        everything = world.client.get("/api/v1/approvals", headers=headers).json()["items"]
+        assert len(everything) == 2 and {a["root_run_id"] for a in everything} > {str(root)}
+
+        monkeypatch.setenv("BATON_DATABASE_URL", tree.url)
+        get_settings.cache_clear()
+        capsys.readouterr()
+        assert main(["approvals", "list", "--run", str(root)]) == 0
+        out = capsys.readouterr().out
+        assert item["approval_id"] in out and where in out
+        assert out.count("reviewed (child 1 of inner)") == 1
+
+        ui = TestClient(world.app, follow_redirects=False)
+        login = ui.get("/ui/login")
+        signed = ui.post("/ui/login", data={"token": fin, "csrf": csrf_of(login.text), "next": ""})
+        assert signed.status_code == 303
+        html = ui.get("/ui/approvals", params={"run": str(root)}).text
+        assert (
+            f"approval-{item['approval_id']}" in html and html.count('class="approval card"') == 1
+        )
+        assert where in html
+
+        decided = world.client.post(
+            f"/api/v1/approvals/{item['approval_id']}/decision",
+            json={"decision": "continue"},
+            headers=headers,
+        )
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["chain"] == item["chain"]
+        # The API's background resume claimed it and launched (recorded) the next segment.
+        [launched] = [g["segment"] for g in world.gateway.launches]
+        assert launched.job_name == "reviewed"
+    finally:
+        world.client.__exit__(None, None, None)
+    agent = {"agent_echo": tree.agent}
+    job = tree.jobs["reviewed"]
+    assert launch(job, tree.instance, tree.url, run_request(launched), resources=agent).success
+    tree.drive(root)
+    top = tree.store.get_run(root)
+    assert top.status == "completed", top.error
+    assert top.outputs == {"text": "2025-07"}
+    assert pending_in_tree(tree.store, root) == []
+
+
+def _execute(tree: Tree, root: uuid.UUID) -> None:
+    """Start another top run and drive it to its grandchild's checkpoint."""
+    before = {r.id for r in tree.store.list_runs(limit=100)}
+    assert execute(tree.jobs["top"], tree.instance, tree.url, agent=tree.agent).success
+    [other] = [
+        r.id for r in tree.store.list_runs(limit=100) if r.id not in before and not r.parent_run_id
+    ]
+    tree.drive(other)
+    assert len(pending_in_tree(tree.store, other)) == 1
 
 
 @pytest.mark.slow

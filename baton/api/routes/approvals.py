@@ -18,6 +18,7 @@ from baton.api.schemas import ApprovalPage, ApprovalView, DecisionRequest
 from baton.approvals import ApprovalError, Approvals
 from baton.edge import check_decision
 from baton.lifecycle import Lifecycle
+from baton.lineage import chain_of, chains_of, tree_run_ids
 from baton.store.approvals import ApprovalsRepository
 from baton.store.service import RunStore
 from orchestration_defs.language.values import ValueProblem
@@ -33,15 +34,35 @@ def list_approvals(
     principal: Principal = Depends(require("viewer")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
     status: Annotated[ApprovalStatus | None, Query(description="Default: all.")] = None,
+    run_id: Annotated[
+        uuid.UUID | None,
+        Query(description="This run and every run below it (its child runs, at any depth)."),
+    ] = None,
+    root_run_id: Annotated[
+        uuid.UUID | None, Query(description="The same as run_id (the name the runs list uses).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: CursorParam = None,
 ) -> ApprovalPage:
-    """Approvals of the caller's organization, oldest request first."""
+    """Approvals of the caller's organization, oldest request first, each with the chain of
+    runs above it; with ``run_id`` only those of that run's tree."""
+    top = _tree_filter(run_id, root_run_id)
     with store.session() as s:
+        ids = tree_run_ids(s, top) if top is not None else None
         rows, next_cursor = approvals_page(
-            s, principal.organization, status, limit=limit, cursor=cursor
+            s, principal.organization, status, limit=limit, cursor=cursor, run_ids=ids
         )
-        return ApprovalPage(items=[views.approval(a) for a in rows], next_cursor=next_cursor)
+        chains = chains_of(s, list({a.run_id for a in rows}))
+        items = [views.approval(a, chain=chains[a.run_id]) for a in rows]
+        return ApprovalPage(items=items, next_cursor=next_cursor)
+
+
+def _tree_filter(run_id: uuid.UUID | None, root_run_id: uuid.UUID | None) -> uuid.UUID | None:
+    if run_id is not None and root_run_id is not None and run_id != root_run_id:
+        raise ApiError(
+            422, "invalid", "give run_id or root_run_id (they mean the same)", field="root_run_id"
+        )
+    return run_id or root_run_id
 
 
 @router.get("/{approval_id}", response_model=ApprovalView, responses=error_responses(401, 403, 404))
@@ -55,7 +76,8 @@ def get_approval(
         row = scoped_approval(s, principal.organization, approval_id)
         if row is None:
             raise not_found(f"approval {approval_id}")
-        return views.approval(row, ApprovalsRepository(s).votes(approval_id))
+        votes = ApprovalsRepository(s).votes(approval_id)
+        return views.approval(row, votes, chain_of(s, row.run_id))
 
 
 def decide_guard(
@@ -110,4 +132,6 @@ def decide(
         raise ApiError(STATUS_OF.get(exc.code, 409), exc.code, str(exc), field=exc.field) from exc
     if row.status == "decided":
         background.add_task(lifecycle.resume, approval_id)
-    return views.approval(row, approvals.votes(approval_id))
+    with store.session() as s:
+        chain = chain_of(s, row.run_id)
+    return views.approval(row, approvals.votes(approval_id), chain)

@@ -20,6 +20,7 @@ from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSu
 from baton.db.models import OrchestrationRun
 from baton.edge import input_limits
 from baton.lifecycle import Lifecycle, LifecycleError
+from baton.lineage import chain_of
 from baton.slugs import UnknownSlug, resolve_slug
 from baton.store.approvals import ApprovalsRepository
 from baton.store.definitions import DefinitionsRepository
@@ -155,7 +156,8 @@ def get_run(
         summary = views.run_summary(run)
         steps = [views.step(r) for r in StepsRepository(s).list(run_id)]
         repo = ApprovalsRepository(s)
-        approvals = [views.approval(a, repo.votes(a.id)) for a in repo.list(run_id=run_id)]
+        chain = chain_of(s, run_id)
+        approvals = [views.approval(a, repo.votes(a.id), chain) for a in repo.list(run_id=run_id)]
         children = [str(c.id) for c in RunsRepository(s).children(run_id)]
         last_dagster = run.last_dagster_run_id
     return RunDetail(

@@ -189,16 +189,21 @@ def _text(value: Any) -> str:
 
 
 @router.get("/approvals")
-async def approvals(request: Request, decided: str | None = None) -> Response:
+async def approvals(
+    request: Request, decided: str | None = None, run: str | None = None
+) -> Response:
     session = await _current(request)
     if session is None:
         return _to_login(request.url.path)
     settings = _settings(request)
     org = session.principal.organization
-    rows = await run_in_threadpool(views.pending, settings.db_url, org, settings.dagster.ui_url)
+    root = _uuid(run)  # ?run=ID: that run's tree only (an id that is not one shows them all)
+    rows = await run_in_threadpool(
+        views.pending, settings.db_url, org, settings.dagster.ui_url, root
+    )
     rows = await run_in_threadpool(views.for_viewer, settings.db_url, rows, session.principal)
     notice = await _notice(settings, org, decided)
-    return page("approvals.html", session=session, approvals=rows, notice=notice)
+    return page("approvals.html", session=session, approvals=rows, notice=notice, root=root)
 
 
 async def _notice(settings: Settings, org: str, decided: str | None) -> views.ApprovalView | None:

@@ -17,6 +17,7 @@ from baton.api.ui.forms import FieldInput, field_inputs
 from baton.approvals import Approvals
 from baton.db.engine import session_scope
 from baton.db.models import ApprovalVote, HumanApproval, OrchestrationRun
+from baton.lineage import chain_of, chain_text, chains_of, tree_run_ids
 from baton.store.service import RunStore
 from orchestration_defs.language.values import sanitized as clean
 
@@ -62,6 +63,10 @@ class ApprovalView:
     blocked: str | None = None
     # Why a decided approval's run has not resumed yet (its segment could not be launched).
     launch_error: str | None = None
+    # Where its run sits in a tree of runs ("in kpi-tracking (child 2 of periods) of ..."),
+    # empty for a root run, and that tree's top run.
+    where: str = ""
+    root_run_id: uuid.UUID | None = None
 
     @property
     def pending(self) -> bool:
@@ -73,6 +78,7 @@ def _view(
     run: OrchestrationRun,
     votes: Sequence[ApprovalVote],
     dagster_ui: str,
+    chain: Sequence[dict[str, Any]],
 ) -> ApprovalView:
     policy = approval.policy or {}
     dagster_run = approval.dagster_run_id or run.last_dagster_run_id
@@ -101,6 +107,8 @@ def _view(
         votes=[Vote(v.user_name, v.decision, v.comment, v.created_at) for v in votes],
         fields=field_inputs(policy.get("modifiable") or {}, show),
         launch_error=approval.launch_error,
+        where=clean(chain_text(chain)),
+        root_run_id=uuid.UUID(chain[0]["run_id"]) if chain else run.id,
     )
 
 
@@ -112,10 +120,13 @@ def _votes(s: Session, approval_id: uuid.UUID) -> Sequence[ApprovalVote]:
     ).all()
 
 
-def pending(url: str, organization: str, dagster_ui: str) -> list[ApprovalView]:
-    """The organization's pending approvals, oldest request first."""
+def pending(
+    url: str, organization: str, dagster_ui: str, root: uuid.UUID | None = None
+) -> list[ApprovalView]:
+    """The organization's pending approvals, oldest request first; with ``root`` only those
+    of that run and the runs below it."""
     with session_scope(url) as s:
-        rows = s.execute(
+        query = (
             select(HumanApproval, OrchestrationRun)
             .join(OrchestrationRun, OrchestrationRun.id == HumanApproval.run_id)
             .where(
@@ -123,10 +134,12 @@ def pending(url: str, organization: str, dagster_ui: str) -> list[ApprovalView]:
                 HumanApproval.status == "pending",
                 OrchestrationRun.deleted_at.is_(None),
             )
-            .order_by(HumanApproval.requested_at)
-            .limit(MAX_LISTED)
-        ).all()
-        return [_view(a, r, _votes(s, a.id), dagster_ui) for a, r in rows]
+        )
+        if root is not None:
+            query = query.where(HumanApproval.run_id.in_(tree_run_ids(s, root)))
+        rows = s.execute(query.order_by(HumanApproval.requested_at).limit(MAX_LISTED)).all()
+        chains = chains_of(s, list({a.run_id for a, _ in rows}))
+        return [_view(a, r, _votes(s, a.id), dagster_ui, chains[a.run_id]) for a, r in rows]
 
 
 def one(
@@ -145,7 +158,8 @@ def one(
         ).first()
         if row is None:
             return None
-        return _view(row[0], row[1], _votes(s, row[0].id), dagster_ui)
+        chain = chain_of(s, row[0].run_id)
+        return _view(row[0], row[1], _votes(s, row[0].id), dagster_ui, chain)
 
 
 def role_refusal(principal: Principal) -> str | None:
