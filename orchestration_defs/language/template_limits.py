@@ -177,7 +177,7 @@ def check_binop(operator: str, left: Any, right: Any, budget: Budget) -> None:
         _check_power(left, right, budget)
     elif operator == "+" and not _is_number(left):
         budget.allow(text_size(left, budget) + text_size(right, budget), "concatenation")
-    elif operator == "%" and isinstance(left, str):
+    elif operator == "%" and isinstance(left, str | bytes):
         check_percent_format(left, right, budget)
 
 
@@ -218,9 +218,10 @@ def _check_power(left: Any, right: Any, budget: Budget) -> None:
         raise LimitExceeded(f"template number over {budget.limits.max_int_bits} bits")
 
 
-def check_percent_format(fmt: str, args: Any, budget: Budget) -> None:
+def check_percent_format(fmt: str | bytes, args: Any, budget: Budget) -> None:
     """``fmt % args``: no ``*`` widths, widths within the limit, a result within it."""
-    conversions = _PERCENT.findall(fmt)
+    text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt  # one character a byte
+    conversions = _PERCENT.findall(text)
     for width, precision, _ in conversions:
         for number in (width, precision):
             if number == "*":
@@ -262,17 +263,17 @@ def check_concat(parts: Iterable[Any], budget: Budget) -> list[str]:
 # --- string methods and filters whose result can outgrow their input ---------------------------
 
 
-def _replace_size(text: str, old: Any, new: Any, count: Any) -> int:
-    if not isinstance(old, str) or not isinstance(new, str):
-        return len(text)
-    found = len(text) + 1 if old == "" else text.count(old)
+def _replace_size(text: str | bytes, old: Any, new: Any, count: Any) -> int:
+    if type(old) is not type(text) or type(new) is not type(text):
+        return len(text)  # the call fails on mixed types
+    found = len(text) + 1 if not old else text.count(old)  # type: ignore[arg-type]
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
     return len(text) + found * max(len(new) - len(old), 0)
 
 
 def _join_size(sep: Any, items: list[Any], budget: Budget) -> int:
-    total = len(sep) * max(len(items) - 1, 0) if isinstance(sep, str) else 0
+    total = len(sep) * max(len(items) - 1, 0) if isinstance(sep, str | bytes) else 0
     for item in items:
         total += size_of(item, budget)
         if total > budget.limits.max_chars:
@@ -287,16 +288,17 @@ def _translate_size(text: str, table: Any) -> int:
     return len(text) * longest
 
 
-def _expandtabs_size(text: str, size: Any) -> int:
+def _expandtabs_size(text: str | bytes, size: Any) -> int:
     tab = size if isinstance(size, int) and size > 0 else 8
-    return len(text) + text.count("\t") * tab
+    tabs = text.count(b"\t") if isinstance(text, bytes) else text.count("\t")
+    return len(text) + tabs * tab
 
 
 def check_str_method(
-    text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget
+    text: str | bytes, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], budget: Budget
 ) -> tuple[Any, ...]:
-    """Refuse a call of ``text.<name>`` whose result would be over the limit; the arguments
-    to call it with (an iterable given to ``join`` is read once, here)."""
+    """Refuse a call of ``text.<name>`` (a str or bytes method) whose result would be over the
+    limit; the arguments to call it with (an iterable given to ``join`` is read once, here)."""
     check_int_args([*args, *kwargs.values()], budget)
     if name == "join" and args:
         items = list(budget.counted(args[0]))
@@ -305,11 +307,11 @@ def check_str_method(
     estimate = len(text)
     if name == "replace" and len(args) >= 2:
         estimate = _replace_size(text, args[0], args[1], args[2] if len(args) > 2 else -1)
-    elif name == "translate" and args:
+    elif name == "translate" and args and isinstance(text, str):  # bytes map byte to byte
         estimate = _translate_size(text, args[0])
     elif name == "expandtabs":
         estimate = _expandtabs_size(text, args[0] if args else kwargs.get("tabsize", 8))
-    budget.allow(estimate, f"str.{name}")
+    budget.allow(estimate, f"{type(text).__name__}.{name}")
     return args
 
 
@@ -374,7 +376,7 @@ def check_built(value: Any, budget: Budget, what: str) -> Any:
 
 def check_result(value: Any, budget: Budget, what: str) -> Any:
     """Count a value a call or filter made; iterators are charged item by item."""
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         budget.produced(len(value), what)
     elif isinstance(value, Iterator):
         return budget.counted(value)

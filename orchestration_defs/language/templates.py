@@ -72,12 +72,15 @@ class _Environment(ImmutableSandboxedEnvironment):
         # str.format comes wrapped by the sandbox; the method itself is its __wrapped__.
         method = getattr(__obj, "__wrapped__", __obj)
         owner = getattr(method, "__self__", None)
-        if isinstance(owner, str):
+        # bytes (from str.encode) grow as str does: zfill, ljust, center, replace, join, ...
+        if isinstance(owner, str | bytes):
             name = getattr(method, "__name__", "")
-            if name in ("format", "format_map"):
+            if isinstance(owner, str) and name in ("format", "format_map"):
                 limits_.check_brace_format(owner, [*args, *kwargs.values()], budget)
             else:
                 args = limits_.check_str_method(owner, name, args, kwargs, budget)
+        elif isinstance(owner, int):  # int.to_bytes(length) builds ``length`` bytes
+            limits_.check_int_args([*args, *kwargs.values()], budget)
         result = super().call(__context, __obj, *args, **kwargs)
         if __obj is dict or __obj is Namespace:  # a copy each call: dict(d, **more) grows
             return limits_.check_built(result, budget, f"{__obj.__name__}(...) result")

@@ -371,6 +371,23 @@ BOMBS = {
     "lipsum": ("{{ lipsum(10**6) }}", "'lipsum' is undefined"),
     "deep-parentheses": ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "nested too deeply"),
     "huge-int-text": ("{{ 10 ** 5000 }}x", "ValueError"),
+    # Bytes (``str.encode``) and ints have growing methods of their own: the str checks apply.
+    "bytes-zfill": ("{{ 'x'.encode().zfill(10**8) }}", "over the limit of 2000000"),
+    "bytes-ljust": ("{{ 'x'.encode().ljust(10**8) }}", "over the limit of 2000000"),
+    "bytes-center": ("{{ 'x'.encode().center(10**8) }}", "over the limit of 2000000"),
+    "bytes-expandtabs": (
+        "{{ ('\t' * 100000).encode().expandtabs(100000) }}",
+        "bytes.expandtabs " + OVER,
+    ),
+    "bytes-replace": (
+        "{{ inputs.s.encode().replace('x'.encode(), ('y' * 100000).encode()) }}",
+        "bytes.replace " + OVER,
+    ),
+    "bytes-join": ("{{ ('y' * 100000).encode().join(['a'.encode()] * 100) }}", "join " + OVER),
+    "bytes-percent-width": ("{{ '%0999999999d'.encode() % 1 }}", "format width over 2000000"),
+    "bytes-percent-star": ("{{ '%*d'.encode() % (5, 1) }}", "'*' width is not allowed"),
+    "encode-growth": ("{{ (inputs.s * 150).encode('utf-32') }}", "call result " + OVER),
+    "int-to-bytes": ("{{ (1).to_bytes(10**9, 'big') }}", "over the limit of 2000000"),
     "filter-chain": ("{{ inputs.s" + " | upper" * 5000 + " }}", "nested too deeply"),
     "attribute-chain": ("{{ inputs" + ".a" * 5000 + " }}", "nested too deeply"),
 }
