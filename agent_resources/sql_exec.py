@@ -27,7 +27,7 @@ from agent_resources.sql_postgres import (
     connect,
     run_postgres,
 )
-from agent_resources.sql_result import Deadline, QueryResult, json_safe
+from agent_resources.sql_result import Deadline, QueryResult, ResultTooLarge, json_safe
 from agent_resources.sql_sqlite import run_sqlite
 from baton.secrets import Masker
 
@@ -51,11 +51,16 @@ def execute_query(
     param_types: Mapping[str, str] | None = None,
     scope: PgScope | None = None,
     max_rows: int = 1000,
+    max_bytes: int | None = None,
     timeout_seconds: float | None = None,
     masker: Masker | None = None,
     label: str = "query",
 ) -> QueryResult:
     """Run one statement with bound ``params``, fetching at most ``max_rows`` rows.
+
+    ``max_bytes`` bounds the values the rows may hold: PostgreSQL measures the rows on the
+    server before any leaves it, SQLite (whose values are capped at 16 MB each) counts them as
+    they are read; more is a ``limit`` error, never a worker out of memory.
 
     ``read_only`` statements run in a read-only transaction (SQLite: a read-only file) that is
     rolled back; others commit. On SQLite only ``allowed_tables`` can be touched; on PostgreSQL
@@ -70,7 +75,9 @@ def execute_query(
     deadline = Deadline.after(timeout_seconds)
     backend, database = _backend(url, masker)
     if backend == "sqlite":
-        return _sqlite(database, sql, params, read_only, allowed_tables, max_rows, deadline, label)
+        return _sqlite(
+            database, sql, params, read_only, allowed_tables, (max_rows, max_bytes), deadline, label
+        )
     statement = Statement.of(sql, param_types or {})
     try:
         connection = connect(url)
@@ -87,7 +94,10 @@ def execute_query(
                 scope=scope or PgScope(),
                 max_rows=max_rows,
                 deadline=deadline,
+                max_bytes=max_bytes,
             )
+        except ResultTooLarge as exc:
+            raise _too_large(label, exc) from None
         except psycopg.Error as exc:
             raise _pg_error(exc, statement, label, masker) from exc
         except PowerfulLogin as exc:
@@ -123,10 +133,11 @@ def _sqlite(
     params: Mapping[str, Any],
     read_only: bool,
     tables: Iterable[str],
-    max_rows: int,
+    bounds: tuple[int, int | None],
     deadline: Deadline,
     label: str,
 ) -> QueryResult:
+    max_rows, max_bytes = bounds
     try:
         return run_sqlite(
             path,
@@ -136,12 +147,23 @@ def _sqlite(
             tables=tables,
             max_rows=max_rows,
             deadline=deadline,
+            max_bytes=max_bytes,
         )
+    except ResultTooLarge as exc:
+        raise _too_large(label, exc) from None
     except (sqlite3.Error, sqlite3.Warning) as exc:
         raise _sqlite_error(exc, label, deadline) from None
     except OverflowError as exc:
         message = f"{label}: a parameter cannot be bound: {exc}"
         raise AgentError(message, kind="validation") from None
+
+
+def _too_large(label: str, exc: ResultTooLarge) -> AgentError:
+    message = (
+        f"{label} returned rows larger than {exc.max_bytes} bytes (max_output_bytes); "
+        "narrow its parameters or lower max_rows"
+    )
+    return AgentError(message, kind="limit")
 
 
 def _sqlite_error(exc: Exception, label: str, deadline: Deadline) -> AgentError:

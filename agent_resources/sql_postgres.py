@@ -36,7 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import make_url
 
-from agent_resources.sql_result import Deadline, QueryResult, fetch_rows
+from agent_resources.sql_result import Deadline, QueryResult, ResultTooLarge, fetch_rows
 
 CONNECT_TIMEOUT_SECONDS = 10
 # Waiting on another session's lock gives up well before the deadline: a locked table is a
@@ -134,19 +134,23 @@ def run_postgres(
     scope: PgScope,
     max_rows: int,
     deadline: Deadline,
+    max_bytes: int | None = None,
 ) -> QueryResult:
     """Run the statement once on ``connection`` (see the module's steps).
 
     Raises:
         psycopg.Error: what the server refused.
         ScopeChanged: the statement switched role or search_path.
+        ResultTooLarge: the rows hold more than ``max_bytes``.
     """
     _begin(connection, writes, scope, deadline)
     values = {name: params.get(name) for name in statement.param_names}
     if writes:
-        result = _write(connection, statement, values, max_rows)
+        result = _write(connection, statement, values, max_rows, max_bytes)
     else:
-        result = _read(connection, statement, values, max_rows)
+        if max_bytes is not None:
+            _check_sizes(connection, statement, values, max_rows, max_bytes)
+        result = _read(connection, statement, values, max_rows, max_bytes)
     _check_scope(connection, scope)
     connection.execute("COMMIT" if writes else "ROLLBACK")
     return result
@@ -157,11 +161,36 @@ def _read(
     statement: Statement,
     values: Mapping[str, Any],
     max_rows: int,
+    max_bytes: int | None,
 ) -> QueryResult:
     # psycopg declares a named cursor through the extended protocol (one command).
     with connection.cursor(name=f"baton_c_{uuid.uuid4().hex}") as cursor:
         cursor.execute(statement.sql, values)  # type: ignore[arg-type]
-        return fetch_rows(cursor, max_rows)
+        return fetch_rows(cursor, max_rows, max_bytes)
+
+
+def _check_sizes(
+    connection: psycopg.Connection[Any],
+    statement: Statement,
+    values: Mapping[str, Any],
+    max_rows: int,
+    max_bytes: int,
+) -> None:
+    """Refuse rows too big to take in before any of them leaves the server.
+
+    A row count alone bounds nothing (one ``repeat('x', 3e8)`` value is 300 MB, and a batch
+    of rows is read whole), so the same query first runs for its rows' sizes only, in the same
+    read-only transaction. The SQL stays one command inside ``DECLARE``; the newline keeps a
+    trailing ``--`` comment from swallowing the closing parenthesis.
+    """
+    sizing = f"SELECT octet_length(baton_row::text) FROM (\n{statement.sql}\n) AS baton_row"
+    total = 0
+    with connection.cursor(name=f"baton_s_{uuid.uuid4().hex}") as cursor:
+        cursor.execute(sizing, values)  # type: ignore[arg-type]
+        for (size,) in cursor.fetchmany(max_rows + 1):
+            total += size or 0
+            if total > max_bytes:
+                raise ResultTooLarge(max_bytes)
 
 
 def _write(
@@ -169,6 +198,7 @@ def _write(
     statement: Statement,
     values: Mapping[str, Any],
     max_rows: int,
+    max_bytes: int | None,
 ) -> QueryResult:
     name = f"baton_q_{uuid.uuid4().hex}"
     cursor = connection.cursor()
@@ -177,7 +207,7 @@ def _write(
     connection.execute(pgsql.SQL("DEALLOCATE {}").format(pgsql.Identifier(name)))
     with connection.pipeline():
         cursor.execute(statement.sql, values)  # type: ignore[arg-type]
-    return fetch_rows(cursor, max_rows)
+    return fetch_rows(cursor, max_rows, max_bytes)
 
 
 def _begin(

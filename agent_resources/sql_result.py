@@ -59,14 +59,51 @@ class Deadline:
         return int(self.passed())
 
 
-def fetch_rows(cursor: Cursor, max_rows: int) -> QueryResult:
-    """At most ``max_rows`` rows of the cursor's result (``truncated`` says more matched)."""
+class ResultTooLarge(Exception):
+    """The rows are bigger than the caller may take in (``max_bytes``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the rows are larger than {max_bytes} bytes")
+        self.max_bytes = max_bytes
+
+
+# Rows fetched per round trip: few enough that a batch of rows each at the largest value the
+# database allows stays small next to the byte budget's own check.
+_BATCH = 50
+
+
+def fetch_rows(cursor: Cursor, max_rows: int, max_bytes: int | None = None) -> QueryResult:
+    """At most ``max_rows`` rows of the cursor's result (``truncated`` says more matched).
+
+    Raises:
+        ResultTooLarge: the rows read so far already hold more than ``max_bytes`` of values.
+    """
     if cursor.description is None:
         return QueryResult([], [], False, affected_rows=cursor.rowcount)
     columns = [str(column[0]) for column in cursor.description]
-    fetched = cursor.fetchmany(max_rows + 1)
-    rows = [{c: json_safe(v) for c, v in zip(columns, row, strict=True)} for row in fetched]
+    rows: list[dict[str, Any]] = []
+    size = 0
+    while len(rows) <= max_rows:
+        batch = cursor.fetchmany(min(_BATCH, max_rows + 1 - len(rows)))
+        if not batch:
+            break
+        for row in batch:
+            size += sum(value_size(v) for v in row)
+            if max_bytes is not None and size > max_bytes:
+                raise ResultTooLarge(max_bytes)
+            rows.append({c: json_safe(v) for c, v in zip(columns, row, strict=True)})
     return QueryResult(columns, rows[:max_rows], len(rows) > max_rows)
+
+
+def value_size(value: Any) -> int:
+    """About how many bytes a value takes as JSON (exact enough for a budget)."""
+    if isinstance(value, str | bytes | bytearray):
+        return len(value) * (2 if isinstance(value, bytes | bytearray) else 1)
+    if isinstance(value, list | tuple):
+        return sum(value_size(v) for v in value) + len(value)
+    if isinstance(value, dict):
+        return sum(len(str(k)) + value_size(v) for k, v in value.items())
+    return 8
 
 
 def json_safe(value: Any) -> Any:

@@ -118,6 +118,7 @@ def run_sqlite(
     tables: Iterable[str],
     max_rows: int,
     deadline: Deadline,
+    max_bytes: int | None = None,
 ) -> QueryResult:
     """Run one statement under the policy, on a connection of its own.
 
@@ -131,7 +132,7 @@ def run_sqlite(
         connection.set_authorizer(SqlitePolicy(tables, writes, existing).authorize)
         # Autocommit (isolation_level=None): a write is its own transaction, and no BEGIN is
         # issued behind the authorizer's back.
-        return fetch_rows(connection.execute(sql, dict(params)), max_rows)
+        return fetch_rows(connection.execute(sql, dict(params)), max_rows, max_bytes)
     finally:
         connection.close()
 

@@ -198,6 +198,7 @@ class ToolAgent(Agent):
             param_types={name: p.type for name, p in spec.params.items()},
             scope=PgScope(role=self.config.role, schema=self.config.schema_),
             max_rows=self.max_rows,
+            max_bytes=self.entry.limits.max_output_bytes,
             timeout_seconds=request.timeout_seconds or self.entry.limits.timeout_seconds,
             masker=self._masker(request.env, url),
             label=f"query '{data.query}'",

@@ -8,6 +8,7 @@ must be refused by the server, change nothing, and read nothing of ``api_tokens`
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,3 +301,29 @@ def test_statements_name_their_parameters_in_order() -> None:
     assert statement.numbered_sql == "SELECT $1, $2, $1, '100%' WHERE x = $2"
     assert statement.sql == "SELECT %(b)s, %(a)s, %(b)s, '100%%' WHERE x = %(a)s"
     assert statement.parameter_name(2) == "a" and statement.parameter_name(3) == ""
+
+
+BIG_VALUES = {
+    "repeat": "SELECT repeat('x', 300000000) AS big FROM kpi_monthly LIMIT 2",
+    "many-medium-rows": "SELECT repeat('x', 200000) AS big FROM kpi_monthly",
+    "lpad": "SELECT lpad('', 250000000, 'y') AS big",
+    "array": "SELECT array_fill('xxxxxxxxxx'::text, ARRAY[20000000]) AS big",
+    "string-agg": "SELECT string_agg(repeat('z', 100000), '') AS big FROM kpi_monthly",
+}
+
+
+@pytest.mark.parametrize("sql", BIG_VALUES.values(), ids=list(BIG_VALUES))
+def test_rows_too_big_to_take_in_are_refused_before_they_leave_the_server(
+    target: Target, sql: str
+) -> None:
+    # A row count alone bounds nothing: one value may be a gigabyte.
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    error = refused(target, sql, max_bytes=1_000_000)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert error.kind == "limit" and "larger than 1000000 bytes" in str(error), str(error)
+    assert grown_kb < 100_000  # the worker never held the 300 MB
+
+
+def test_rows_within_the_byte_budget_are_read_whole(target: Target) -> None:
+    result = run(target, "SELECT month, region FROM kpi_monthly", max_bytes=1_000_000)
+    assert len(result.rows) > 10 and not result.truncated

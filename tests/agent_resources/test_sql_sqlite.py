@@ -207,3 +207,17 @@ def test_the_policy_denies_what_it_does_not_know() -> None:
 def test_the_uri_is_read_only_and_quoted(tmp_path: Path) -> None:
     assert sqlite_uri(str(tmp_path / "a?b#c.db"), writes=False).endswith("/a%3Fb%23c.db?mode=ro")
     assert sqlite_uri("x.db", writes=True).endswith("/x.db?mode=rw")
+
+
+SQLITE_BIG = {
+    "printf": "SELECT printf('%.*c', 15000000, 'x') AS big FROM kpi_monthly",
+    "replace": "SELECT replace(printf('%.*c', 2000000, '0'), '0', 'zz') AS b FROM kpi_monthly",
+    "group-concat": "SELECT group_concat(printf('%.*c', 100000, 'x')) AS big FROM kpi_monthly",
+}
+
+
+@pytest.mark.parametrize("sql", SQLITE_BIG.values(), ids=list(SQLITE_BIG))
+def test_rows_too_big_to_take_in_are_refused_as_they_are_read(db: Path, sql: str) -> None:
+    with pytest.raises(AgentError) as caught:
+        run(db, sql, max_bytes=1_000_000)
+    assert caught.value.kind == "limit" and "larger than 1000000 bytes" in str(caught.value)
