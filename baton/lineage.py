@@ -8,7 +8,7 @@ each approval with the chain of runs from the root down to the run that asks.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +28,18 @@ class TreeApproval:
     chain: list[dict[str, Any]]
 
 
-def run_tree(store: RunStore, run_id: uuid.UUID, organization: str | None = None) -> dict:
-    """The run and every run below it, as nested nodes.
+# Dagster's status of each segment asked about (``baton.segment_status``); absent: unknown.
+SegmentStatuses = Callable[[Sequence[str]], Mapping[str, str]]
+
+
+def run_tree(
+    store: RunStore,
+    run_id: uuid.UUID,
+    organization: str | None = None,
+    statuses: SegmentStatuses | None = None,
+) -> dict:
+    """The run and every run below it, as nested nodes; each segment as ``{dagster_run_id,
+    status}``, the status from ``statuses`` (None without it or when Dagster does not know).
 
     Raises:
         UnknownRun: no such run (in ``organization``).
@@ -40,10 +50,15 @@ def run_tree(store: RunStore, run_id: uuid.UUID, organization: str | None = None
             raise UnknownRun(f"no orchestration run {run_id}")
         runs = [top, *_below(s, run_id)]
         segments = _segments(s, [r.id for r in runs])
-        nodes = {r.id: _node(r, segments.get(r.id, [])) for r in runs}
-        for run in runs[1:]:
-            nodes[run.parent_run_id]["children"].append(nodes[run.id])  # type: ignore[index]
-        return nodes[top.id]
+    known = statuses([d for ids in segments.values() for d in ids]) if statuses else {}
+    nodes = {
+        r.id: _node(r, [{"dagster_run_id": d, "status": known.get(d)} for d in ids])
+        for r in runs
+        for ids in [segments.get(r.id, [])]
+    }
+    for run in runs[1:]:
+        nodes[run.parent_run_id]["children"].append(nodes[run.id])  # type: ignore[index]
+    return nodes[top.id]
 
 
 def tree_run_ids(s: Session, run_id: uuid.UUID) -> list[uuid.UUID]:
@@ -161,7 +176,7 @@ def _segments(s: Session, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]
     return found
 
 
-def _node(run: OrchestrationRun, segments: list[str]) -> dict[str, Any]:
+def _node(run: OrchestrationRun, segments: list[dict[str, Any]]) -> dict[str, Any]:
     duration = None
     if run.started_at is not None and run.finished_at is not None:
         duration = round((run.finished_at - run.started_at).total_seconds(), 3)

@@ -356,7 +356,7 @@ def report(run: dict[str, Any], target: PublishTarget, tree: list[str], took: fl
     say(f"\nThe publishing target ({target.url}/publish) received {len(target.posts)} post(s):")
     for post in target.posts:
         say(f"  {post.get('channel')} {post.get('period')} approved by {post.get('approved_by')}")
-    say("\nRun tree (GET /api/v1/runs/{id}/tree; segment statuses from GET /api/v1/runs/{id}):")
+    say("\nRun tree (GET /api/v1/runs/{id}/tree, segments with their Dagster statuses):")
     for line in tree:
         say(f"  {line}")
 
@@ -376,25 +376,24 @@ def settled_tree(launcher: Api, root: str) -> list[str]:
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         tree = launcher.call("GET", f"/api/v1/runs/{root}/tree")
-        lines, statuses = tree_lines(launcher, tree)
+        lines, statuses = tree_lines(tree)
         if set(statuses) <= DAGSTER_ENDED or time.monotonic() > deadline:
             return lines
         time.sleep(0.5)
 
 
-def tree_lines(launcher: Api, node: dict[str, Any], depth: int = 0) -> tuple[list[str], list[str]]:
-    """One line per run (status, duration, place in its parent), then its Dagster segments;
-    and the segments' statuses."""
+def tree_lines(node: dict[str, Any], depth: int = 0) -> tuple[list[str], list[str]]:
+    """One line per run (status, duration, place in its parent), then its Dagster segments
+    with their statuses (all in the tree's answer); and the segments' statuses."""
     pad = "  " * depth
     place = f"  {node['parent_step']}[{node['index']}]" if node["parent_step"] else ""
     took = f"  {node['duration_seconds']:.1f} s" if node["duration_seconds"] is not None else ""
     lines = [f"{pad}{node['orchestration']} {node['run_id'][:8]}  {node['status']}{took}{place}"]
-    segments = launcher.call("GET", f"/api/v1/runs/{node['run_id']}").get("segments") or []
-    statuses = [segment["status"] for segment in segments]
-    for segment in segments:
+    statuses = [str(segment["status"]) for segment in node["segments"]]
+    for segment in node["segments"]:
         lines.append(f"{pad}    segment {segment['dagster_run_id'][:8]}  {segment['status']}")
     for child in node["children"]:
-        child_lines, child_statuses = tree_lines(launcher, child, depth + 1)
+        child_lines, child_statuses = tree_lines(child, depth + 1)
         lines += child_lines
         statuses += child_statuses
     return lines, statuses

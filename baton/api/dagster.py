@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,12 @@ class DagsterGateway:
             }
             for r in sorted(records, key=lambda rec: rec.create_timestamp)
         ]
+
+    def statuses(self, dagster_run_ids: Sequence[str]) -> dict[str, str]:
+        """Dagster's status of each segment it holds (``baton.segment_status``)."""
+        from baton.segment_status import segment_statuses
+
+        return segment_statuses(self.instance(), dagster_run_ids)
 
     def close(self) -> None:
         with self._open_lock:

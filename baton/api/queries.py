@@ -123,14 +123,18 @@ def events_after(
     limit: int,
     run_id: uuid.UUID | None = None,
     upto: int | None = None,
+    run_ids: Sequence[uuid.UUID] | None = None,
 ) -> Sequence[OrchestrationEvent]:
-    """An organization's events with a sequence above ``after`` (and up to ``upto``), in order."""
+    """An organization's events with a sequence above ``after`` (and up to ``upto``), in order;
+    only ``run_id``'s, or those of any of ``run_ids`` (a tree), when given."""
     e = OrchestrationEvent
     query = select(e).where(e.organization == organization, e.sequence > after)
     if upto is not None:
         query = query.where(e.sequence <= upto)
     if run_id is not None:
         query = query.where(e.run_id == run_id)
+    if run_ids is not None:
+        query = query.where(e.run_id.in_(run_ids))
     return s.scalars(query.order_by(e.sequence).limit(limit)).all()
 
 

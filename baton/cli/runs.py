@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,7 +72,7 @@ def list_runs(args: argparse.Namespace) -> int:
 
 def show_tree(args: argparse.Namespace) -> int:
     try:
-        node = run_tree(RunStore(get_settings().db_url), args.run_id)
+        node = run_tree(RunStore(get_settings().db_url), args.run_id, statuses=_statuses)
     except UnknownRun as exc:
         error(str(exc))
         return 1
@@ -92,7 +93,10 @@ def tree_lines(node: dict[str, Any], depth: int = 0) -> list[str]:
     took = f"  {node['duration_seconds']:.1f} s" if node["duration_seconds"] is not None else ""
     pad = "  " * depth
     lines = [f"{pad}{node['orchestration']} {node['run_id']}  {node['status']}{took}{place}"]
-    lines += [f"{pad}    segment {segment}" for segment in node["segments"]]
+    lines += [
+        f"{pad}    segment {s['dagster_run_id']}  {s['status'] or 'unknown to Dagster'}"
+        for s in node["segments"]
+    ]
     for child in node["children"]:
         lines += tree_lines(child, depth + 1)
     return lines
@@ -217,6 +221,18 @@ def _segments(run_id: str) -> list[dict[str, Any]]:
         }
         for r in sorted(records, key=lambda rec: rec.create_timestamp)
     ]
+
+
+def _statuses(dagster_run_ids: Sequence[str]) -> dict[str, str]:
+    """Dagster's status of each segment, from this deployment's instance."""
+    from dagster import DagsterInstance
+
+    from baton.dagster_home import ensure_dagster_home
+    from baton.segment_status import segment_statuses
+
+    ensure_dagster_home(get_settings())
+    with DagsterInstance.get() as instance:
+        return segment_statuses(instance, dagster_run_ids)
 
 
 def _lifecycle() -> Lifecycle:

@@ -21,8 +21,10 @@ from fastapi.testclient import TestClient
 
 from baton.approvals import Approvals
 from baton.cli.main import main
+from baton.cli.runs import tree_lines
 from baton.lifecycle import Lifecycle
 from baton.lineage import pending_in_tree, run_tree
+from baton.segment_status import segment_statuses
 from baton.segments import PARENT_RUN_TAG, PARENT_STEP_TAG, ROOT_RUN_TAG, RUN_TAG, run_request
 from baton.settings import get_settings
 from baton.state import TERMINAL_RUN_STATUSES
@@ -286,11 +288,15 @@ def test_a_checkpoint_in_a_grandchild_is_decided_from_the_roots_list(
     top = tree.store.get_run(root)
     assert top.status == "completed", top.error
     assert top.outputs == {"text": "2025-07"}
-    node = run_tree(tree.store, root)
+    node = run_tree(tree.store, root, statuses=lambda ids: segment_statuses(dagster_instance, ids))
     [middle] = node["children"]
     [leaf] = middle["children"]
     assert (node["status"], middle["status"], leaf["status"]) == ("completed",) * 3
     assert len(leaf["segments"]) == 2 and len(node["segments"]) == 2
+    # Each segment with its Dagster status, read from the instance in one call.
+    assert {s["status"] for n in (node, middle, leaf) for s in n["segments"]} == {"SUCCESS"}
+    lines = tree_lines(node)
+    assert lines[0].startswith(f"top {root}  completed") and "  SUCCESS" in lines[1]
 
 
 def _grandchild_waiting(dagster_instance: DagsterInstance) -> tuple[Tree, uuid.UUID]:

@@ -17,6 +17,7 @@ from baton.api.pagination import MAX_LIMIT, CursorParam, encode_cursor
 from baton.api.queries import event_cursor, events_after, scoped_run, sequences_after
 from baton.api.schemas import Event, EventPage
 from baton.api.sse import MEDIA_TYPE, last_event_id, stream, wants_stream
+from baton.lineage import tree_run_ids
 from baton.store.service import RunStore
 
 router = APIRouter(tags=["events"])
@@ -36,11 +37,16 @@ def _events(
     run_id: uuid.UUID | None,
     limit: int,
     cursor: str | None,
+    tree: bool = False,
 ) -> EventPage | StreamingResponse:
     def fetch(after: int, upto: int | None, size: int) -> Sequence[Event]:
         org = principal.organization
         with store.session() as s:
-            rows = events_after(s, org, after=after, limit=size, run_id=run_id, upto=upto)
+            if tree and run_id is not None:  # read each time: children appear as the run goes
+                ids = tree_run_ids(s, run_id)
+                rows = events_after(s, org, after=after, limit=size, upto=upto, run_ids=ids)
+            else:
+                rows = events_after(s, org, after=after, limit=size, run_id=run_id, upto=upto)
             return [views.event(r) for r in rows]
 
     def visible(after: int, size: int) -> Sequence[int]:
@@ -102,3 +108,26 @@ def run_events(
         if scoped_run(s, principal.organization, run_id) is None:
             raise not_found(f"orchestration run {run_id}")
     return _events(request, principal, store, run_id, limit, cursor)
+
+
+@router.get(
+    "/api/v1/runs/{run_id}/tree/events",
+    response_model=EventPage,
+    responses={**SSE_DOC, **error_responses(401, 403, 404, 422)},
+    tags=["runs"],
+)
+def tree_events(
+    run_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    cursor: CursorParam = None,
+) -> EventPage | StreamingResponse:
+    """The events of the run and of every run below it (child runs at any depth, including
+    those created while the stream is open), in order, each with its ``run_id`` (SSE resumes
+    with Last-Event-ID)."""
+    with store.session() as s:
+        if scoped_run(s, principal.organization, run_id) is None:
+            raise not_found(f"orchestration run {run_id}")
+    return _events(request, principal, store, run_id, limit, cursor, tree=True)

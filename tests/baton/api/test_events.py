@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +157,67 @@ def test_sse_refuses_a_bad_last_event_id_and_other_organizations(
     assert foreign.status_code == 404
     anonymous = httpx.get(f"{base}/api/v1/events", headers=sse)
     assert anonymous.status_code == 401
+
+
+def _child_with_event(world: World, parent_id: str, index: int) -> str:
+    """A child run of ``parent_id`` (as the children module creates them) and one event."""
+    from baton.db.models import OrchestrationRun
+    from baton.store.definitions import DefinitionsRepository
+    from baton.store.events import EventsRepository
+    from baton.store.runs import RunsRepository
+
+    with world.store.session() as s:
+        parent = s.get(OrchestrationRun, uuid.UUID(parent_id))
+        assert parent is not None
+        definition = DefinitionsRepository(s).get_by_id(parent.definition_id)
+        assert definition is not None
+        child = RunsRepository(s).create(
+            definition, inputs={}, parent=parent, parent_step_id="periods"
+        )
+        child.parent_step_index = index
+        s.flush()
+        EventsRepository(s).append(
+            organization=parent.organization,
+            type="run.created",
+            run_id=child.id,
+            payload={"parent_run_id": parent_id, "index": index},
+        )
+        return str(child.id)
+
+
+def test_tree_stream_carries_every_run_below_the_root(served: tuple[World, str]) -> None:
+    """GET /api/v1/runs/{id}/tree/events with a real client: the root's, its child's and its
+    grandchild's events, one created while the stream is open; never another tree's."""
+    world, base = served
+    root, _ = world.waiting_run()
+    child = _child_with_event(world, root, 0)
+    grandchild = _child_with_event(world, child, 0)
+    other, _ = world.waiting_run()
+    _child_with_event(world, other, 0)
+    headers = world.headers("acme", "viewer")
+    page = world.client.get(f"/api/v1/runs/{root}/tree/events", headers=headers).json()
+    before = len(page["items"])
+    assert {e["run_id"] for e in page["items"]} == {root, child, grandchild}
+    got: list[list[dict]] = []
+    reader = threading.Thread(
+        target=lambda: got.append(
+            _read(f"{base}/api/v1/runs/{root}/tree/events", headers, before + 1)
+        )
+    )
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not getattr(world.app.state, "open_streams", 0):  # open: now a new child appears
+        assert time.monotonic() < deadline, "the tree stream did not open"
+        time.sleep(0.05)
+    late = _child_with_event(world, grandchild, 3)
+    reader.join(15)
+    [events] = got
+    run_ids = [json.loads(e["data"])["run_id"] for e in events]
+    assert set(run_ids) == {root, child, grandchild, late} and run_ids[-1] == late
+    assert [int(e["id"]) for e in events] == sorted(int(e["id"]) for e in events)
+    missing = world.client.get(f"/api/v1/runs/{uuid.uuid4()}/tree/events", headers=headers)
+    assert missing.status_code == 404
+    foreign = world.client.get(
+        f"/api/v1/runs/{root}/tree/events", headers=world.headers("other", "viewer")
+    )
+    assert foreign.status_code == 404
