@@ -3,7 +3,9 @@
 Every waiting state Baton has is either progressing or listed here with its reason: decided
 approvals no one claimed (is the daemon running?), claimed approvals whose segment has not
 started (the launch failed, the job is missing, the claimer died), runs launched that no
-Dagster run picked up, webhooks in the inbox that started no run, and invalid library files.
+Dagster run picked up, webhooks in the inbox that started no run, invalid library files, and
+child runs (``baton.doctor_children``: parents not resumed, launches claimed but not started,
+children waiting for a slot, the last said to be progressing while a sibling runs).
 ``baton doctor`` prints it; ``/metrics`` counts it (``baton_waiting_on_system``).
 """
 
@@ -24,11 +26,21 @@ from baton.db.models import (
     WebhookInbox,
     utcnow,
 )
+from baton.doctor_children import KINDS as CHILD_KINDS
+from baton.doctor_children import child_waits
+from baton.settings import get_settings
 
 # How long a state may last before it counts as waiting on the system: a healthy deployment
 # moves a decision, a launch or a webhook on well within it (sensors tick every 5 s).
 GRACE = timedelta(seconds=30)
-KINDS = ("approval_unclaimed", "approval_not_launched", "run_not_started", "webhook", "library")
+KINDS = (
+    "approval_unclaimed",
+    "approval_not_launched",
+    "run_not_started",
+    "webhook",
+    "library",
+    *CHILD_KINDS,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class Waiting:
     since: datetime | None
     reason: str
     run_id: str | None = None
+    # False: it moves on by itself (a child waiting for a slot while a sibling runs).
+    stuck: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,18 +62,25 @@ class Waiting:
             "run_id": self.run_id,
             "since": self.since.isoformat() if self.since else None,
             "reason": self.reason,
+            "stuck": self.stuck,
         }
 
 
-def waiting_on_system(s: Session, now: datetime | None = None) -> list[Waiting]:
-    """Everything that waits on the system now, oldest first within each kind."""
+def waiting_on_system(
+    s: Session, now: datetime | None = None, lease: timedelta | None = None
+) -> list[Waiting]:
+    """Everything that waits on the system now, oldest first within each kind; ``lease``:
+    how long a launch claim may go unstarted (default BATON_SENSORS__CLAIM_LEASE_SECONDS)."""
     now = now or utcnow()
+    if lease is None:
+        lease = timedelta(seconds=get_settings().sensors.claim_lease_seconds)
     found = [
         *_unclaimed(s, now),
         *_not_launched(s, now),
         *_runs_not_started(s, now),
         *_webhooks(s, now),
         *_library(s),
+        *child_waits(s, now, GRACE, lease, Waiting),
     ]
     return found
 
@@ -129,6 +150,8 @@ def _runs_not_started(s: Session, now: datetime) -> list[Waiting]:
             OrchestrationRun.status == "pending",
             OrchestrationRun.created_at < now - GRACE,
             OrchestrationRun.deleted_at.is_(None),
+            # A child starts when a slot frees up and its launch is claimed: doctor_children.
+            OrchestrationRun.parent_run_id.is_(None),
         )
         .order_by(OrchestrationRun.created_at)
     )

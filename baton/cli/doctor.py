@@ -26,15 +26,17 @@ def doctor(args: argparse.Namespace) -> int:
     prepare_database(settings)
     with RunStore(settings.db_url).session() as s:
         found = waiting_on_system(s)
+    stuck = [w for w in found if w.stuck]
     if args.json:
         print(dumps({"waiting": [w.as_dict() for w in found]}))
-        return 1 if found else 0
+        return 1 if stuck else 0
     if not found:
         print("nothing waits on the system")
         return 0
-    print(f"{len(found)} thing(s) wait on the system:")
+    print(f"{len(found)} thing(s) wait on the system, {len(stuck)} stuck:")
     for w in found:
         since = w.since.strftime("%Y-%m-%d %H:%M:%S") if w.since else "-"
         run = f" run {w.run_id}" if w.run_id and w.run_id != w.id else ""
-        print(f"  {w.kind:22} {w.id}{run}  since {since}\n    {w.reason}")
-    return 1
+        state = "stuck" if w.stuck else "progressing"
+        print(f"  {w.kind:22} {w.id}{run}  since {since}  ({state})\n    {w.reason}")
+    return 1 if stuck else 0
