@@ -100,6 +100,10 @@ ROUTES = {
         json={"decision": "continue", "comment": "fine"},
     ),
     "run events": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/events", "viewer", 200, True),
+    "run tree": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/tree", "viewer", 200, True),
+    "tree events": Route(
+        "GET", lambda w: f"/api/v1/runs/{_run(w)}/tree/events", "viewer", 200, True
+    ),
     "events": Route("GET", lambda w: "/api/v1/events", "viewer", 200, False, listing=True),
     # The deployment's library (its files are not an organization's): any signed-in reader.
     "library problems": Route("GET", lambda w: "/api/v1/library/problems", "viewer", 200, False),
