@@ -135,7 +135,7 @@ with workspace(instance) as ws:
     instance.launch_run(run_id, ws)
     open(sys.argv[2], "w").write(run_id)
 """
-    env = {**os.environ, "WARM_TEST_LINGER": "3", "PYTHONPATH": str(PACKAGE_ROOT)}
+    env = {**os.environ, "WARM_TEST_LINGER": "120", "PYTHONPATH": str(PACKAGE_ROOT)}
     out = tmp_path / "run_id"
     subprocess.run(
         [sys.executable, "-c", script, serialize_value(instance.get_ref()), str(out)],
@@ -147,7 +147,7 @@ with workspace(instance) as ws:
     )
     run_id = out.read_text()
     assert not _marker(run_id, "done").exists()  # the launcher exited while the op still ran
-
+    _marker(run_id, "release").write_text("")
     assert _finished(instance, run_id) == DagsterRunStatus.SUCCESS
     assert _marker(run_id, "done").exists()
     # Its lease holder gone and its worker ended, the zygote leaves no process behind.

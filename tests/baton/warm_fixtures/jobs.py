@@ -33,10 +33,13 @@ def quick_job() -> None:
 
 @op
 def linger(context: OpExecutionContext) -> None:
-    # Long enough for a test to kill the launcher, the zygote or the worker meanwhile.
+    # Long enough for a test to kill the launcher, the zygote or the worker meanwhile; a test
+    # that needs to know the op is still running at some moment releases it with a marker
+    # instead of racing a timer.
     _mark(context, "started")
+    release = Path(os.environ["WARM_TEST_OUT"]) / f"{context.run_id}.release"
     deadline = time.monotonic() + float(os.environ.get("WARM_TEST_LINGER", "8"))
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not release.exists():
         time.sleep(0.05)
     _mark(context, "done")
 
