@@ -53,6 +53,21 @@ BOMBS = {
     "custom-tag": (FLOW + "x: !include /etc/passwd\n", "is not allowed"),
     "sexagesimal": ("a: 1" + ":59" * 50_000 + "\n", "a number longer than"),
     "too-many-nodes": (_legal_but_large(12_000), "more than 100000 nodes"),
+    # Template bombs: validation parses every template (its run-time bounds are the worker's).
+    "template-filter-chain": (
+        FLOW.replace("steps:", "outputs:\n  x: '{{ a" + "|upper" * 20_000 + " }}'\nsteps:"),
+        "nested too deeply",
+    ),
+    "template-attribute-chain": (
+        FLOW.replace("steps:", "outputs:\n  x: '{{ inputs" + ".a" * 20_000 + " }}'\nsteps:"),
+        "nested too deeply",
+    ),
+    "template-parentheses": (
+        FLOW.replace(
+            "steps:", "outputs:\n  x: '{{ " + "(" * 20_000 + ")" * 20_000 + " }}'\nsteps:"
+        ),
+        "nested too deeply",
+    ),
 }
 
 
