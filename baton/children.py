@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from baton import segments
 from baton.approvals import cancel_open
-from baton.db.models import OrchestrationRun, OrchestrationStep, utcnow
+from baton.db.models import OrchestrationEvent, OrchestrationRun, OrchestrationStep, utcnow
 from baton.edge import input_limits
 from baton.settings import get_settings
 from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
@@ -202,12 +202,7 @@ class Children:
             ended = next((c for c in children if c.id == child_id), None)
             if ended is None or ended.status not in TERMINAL_RUN_STATUSES:
                 return Advance()  # an older attempt's child, or not ended after all
-            _event(
-                s,
-                parent,
-                "child.ended",
-                {"step_id": step.step_id, "child_run_id": str(child_id), "status": ended.status},
-            )
+        _record_ends(s, parent, step.step_id, children)
         policy = (step.input or {}).get("on_child_failure", "fail")
         failed = [c for c in children if c.status in ("failed", "aborted")]
         if failed and policy == "fail":
@@ -549,6 +544,26 @@ def _plan(
         segment_id=plan.segment_id,
         run_key=f"baton-run-{run.id}-{plan.segment_id}",
     )
+
+
+def _record_ends(
+    s: Session, parent: OrchestrationRun, step_id: str, children: Sequence[OrchestrationRun]
+) -> None:
+    """One ``child.ended`` per ended child, whoever saw the end first (the child's own report
+    or the sensor's tick); the parent row is locked, so two callers cannot both record one."""
+    ended = [c for c in children if c.status in TERMINAL_RUN_STATUSES]
+    if not ended:
+        return
+    recorded = s.scalars(
+        select(OrchestrationEvent.payload).where(
+            OrchestrationEvent.run_id == parent.id, OrchestrationEvent.type == "child.ended"
+        )
+    )
+    seen = {str(payload.get("child_run_id")) for payload in recorded}
+    for child in ended:
+        if str(child.id) not in seen:
+            payload = {"step_id": step_id, "child_run_id": str(child.id), "status": child.status}
+            _event(s, parent, "child.ended", payload)
 
 
 def _event(s: Session, run: OrchestrationRun, type_: str, payload: dict[str, Any]) -> None:
