@@ -1,21 +1,17 @@
-"""``baton up``: the whole deployment on the embedded default, in the foreground."""
+"""``baton up``: the whole deployment on the embedded default, in the foreground, supervised."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from baton.cli.supervisor import Child, supervise
 from baton.dagster_home import ensure_dagster_home
 from baton.library import prepare_database, sync_library
 from baton.settings import PACKAGE_ROOT, get_settings
+from baton.warm_launcher import client as warm_client
 from orchestration_defs.language.errors import SpecErrors
 
 
@@ -51,67 +47,32 @@ def up(args: argparse.Namespace) -> int:
     # here unless they were set explicitly; the children inherit the environment.
     os.environ.setdefault("BATON_DAGSTER__UI_URL", f"http://{_link_host(args.host)}:{args.port}")
     os.environ.setdefault("BATON_PUBLIC_URL", f"http://{_link_host(api_host)}:{api_port}")
-    workspace = PACKAGE_ROOT / "workspace.yaml"
-    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
-    dagster_argv = [dagster, "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
-    api_argv = [sys.executable, "-m", "baton.cli.main", "api", "serve"]
-    api_argv += ["--host", api_host, "--port", str(api_port)]
-    return supervise([dagster_argv, api_argv], cwd=PACKAGE_ROOT)
+    children = _children(args, api_host, api_port)
+    return supervise(children, cwd=PACKAGE_ROOT, on_stop=lambda: _stop_zygote(home))
+
+
+def _children(args: argparse.Namespace, api_host: str, api_port: int) -> list[Child]:
+    """The webserver, the daemon and the API as three children, so each restarts alone.
+
+    Not `dagster dev`: it ends its webserver when its daemon dies, taking the UI down with it.
+    """
+    workspace = str(PACKAGE_ROOT / "workspace.yaml")
+    bin_dir = os.path.dirname(sys.executable)
+    webserver = [os.path.join(bin_dir, "dagster-webserver"), "-w", workspace]
+    webserver += ["-h", args.host, "-p", str(args.port)]
+    daemon = [os.path.join(bin_dir, "dagster-daemon"), "run", "-w", workspace]
+    api = [sys.executable, "-m", "baton.cli.main", "api", "serve"]
+    api += ["--host", api_host, "--port", str(api_port)]
+    return [Child("webserver", webserver), Child("daemon", daemon), Child("api", api)]
+
+
+def _stop_zygote(home: Path) -> None:
+    # The warm launcher's zygote is detached from every child (it outlives a restarted daemon);
+    # left alone it would idle on for up to a minute after `baton up` ended.
+    if warm_client.stop(home):
+        print("Baton: stopped the run-worker zygote", file=sys.stderr)
 
 
 def _link_host(host: str) -> str:
     """A host for links: a wildcard bind address is reached through the loopback."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-
-
-def supervise(commands: Sequence[list[str]], *, cwd: Path, grace: float = 20) -> int:
-    """Run ``commands`` as children until one exits or this process is told to stop.
-
-    SIGINT or SIGTERM stops every child the way Ctrl-C does (SIGINT: `dagster dev` shuts its
-    webserver and daemon down only then); whatever is left after ``grace`` seconds is killed
-    with its own children. A child that exits on its own takes the others down too, and its
-    exit code is returned.
-    """
-    stopping = False
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    # Handlers first: a handled signal is reset to its default in a child, while an ignored
-    # one (SIGINT of a background job) would stay ignored and dagster dev could not stop.
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Each child leads its own process group, so a stuck one can be killed with everything
-    # it started (dagster dev's webserver, daemon and code servers) and nothing is orphaned.
-    procs = [subprocess.Popen(argv, cwd=cwd, start_new_session=True) for argv in commands]
-    names = {proc.pid: Path(argv[0]).name for proc, argv in zip(procs, commands, strict=True)}
-    try:
-        code = 0
-        while not stopping:
-            ended = [p for p in procs if p.poll() is not None]
-            if ended:
-                code = ended[0].returncode or 0
-                print(f"Baton: {names[ended[0].pid]} exited ({code}); stopping all")
-                break
-            time.sleep(0.3)
-        _terminate(procs, grace)
-        return 0 if stopping else code
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _terminate(procs: Sequence[subprocess.Popen[bytes]], grace: float) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + grace
-    for proc in procs:
-        try:
-            proc.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        # Whatever the child left behind in its group (a code server slow to notice) goes too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
