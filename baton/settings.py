@@ -59,6 +59,21 @@ class SensorSettings(BaseModel):
         description="How long a process that claimed a decision has to start its segment "
         "before the approval sensor takes the claim over (a failed launch hands it back at once).",
     )
+    step_lease_seconds: float = Field(
+        90,
+        gt=0,
+        description="A running step attempt whose heartbeat is older than this is failed by the "
+        "reaper as orphaned (its run worker is presumed dead).",
+    )
+    heartbeat_seconds: float = Field(
+        20,
+        gt=0,
+        description="How often a running agent call renews its step's lease (one UPDATE each); "
+        "keep it well under step_lease_seconds.",
+    )
+    reaper_interval_seconds: int = Field(
+        10, ge=1, description="How often the reaper looks for orphaned step attempts."
+    )
 
 
 class ChildrenSettings(BaseModel):

@@ -19,6 +19,7 @@ from dagster._core.definitions.target import AutomationTarget
 
 from sensors.approvals import build_approval_sensor
 from sensors.children import build_children_sensor
+from sensors.reaper import baton_reaper_sensor
 from sensors.run_failure import baton_run_failure_sensor
 from sensors.segment_status import baton_segment_status_sensor
 from sensors.timeouts import baton_checkpoint_timeout_sensor
@@ -39,6 +40,7 @@ def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
         baton_checkpoint_timeout_sensor,
         webhook_delivery_sensor,
         baton_segment_status_sensor,
+        baton_reaper_sensor,
     ]
     if job_names:
         names = list(job_names)

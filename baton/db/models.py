@@ -160,6 +160,7 @@ class OrchestrationStep(Base):
         CheckConstraint(_in("status", STEP_STATUSES), name="status"),
         Index("ix_orchestration_steps_run_id_position", "run_id", "position"),
         Index("ix_orchestration_steps_dagster_run_id", "dagster_run_id"),
+        Index("ix_orchestration_steps_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -175,7 +176,10 @@ class OrchestrationStep(Base):
     input: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    # The attempt's owner: the Dagster run that started it (the lease's holder).
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Renewed while the owner's agent call runs; the reaper fails an attempt whose lease expired.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Set by a checkpoint's "retry" decision: merged over the rendered input on the next attempt.
     input_override: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -116,8 +117,51 @@ class StepsRepository:
             error=None,
             dagster_run_id=dagster_run_id,
             started_at=utcnow(),
+            heartbeat_at=utcnow(),  # the lease starts with the attempt, in its transaction
             finished_at=None,
         )
+
+    def heartbeat(self, run_id: uuid.UUID, step_id: str, *, attempt: int, owner: str) -> bool:
+        """Renew the lease of a running attempt (one UPDATE); False once it is not ours."""
+        result = self.session.execute(
+            update(OrchestrationStep)
+            .where(*self._lease(run_id, step_id, attempt, owner))
+            .values(heartbeat_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def running(self) -> Sequence[OrchestrationStep]:
+        """Every running step of every run (the reaper's candidates)."""
+        return self.session.scalars(
+            select(OrchestrationStep)
+            .where(OrchestrationStep.status == "running")
+            .order_by(OrchestrationStep.id)
+        ).all()
+
+    def fail_orphan(
+        self, run_id: uuid.UUID, step_id: str, *, attempt: int, owner: str, error: dict[str, Any]
+    ) -> bool:
+        """Fail the attempt if it is still this owner's running attempt (a CAS on step,
+        attempt and owner): a live retry that started meanwhile is never touched."""
+        now = utcnow()
+        result = self.session.execute(
+            update(OrchestrationStep)
+            .where(*self._lease(run_id, step_id, attempt, owner))
+            .values(status="failed", error=error, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _lease(run_id: uuid.UUID, step_id: str, attempt: int, owner: str) -> builtins.list[Any]:
+        return [
+            OrchestrationStep.run_id == run_id,
+            OrchestrationStep.step_id == step_id,
+            OrchestrationStep.status == "running",
+            OrchestrationStep.attempt == attempt,
+            OrchestrationStep.dagster_run_id == owner,
+        ]
 
     def set_input_override(
         self, run_id: uuid.UUID, step_id: str, value: dict[str, Any] | None

@@ -40,6 +40,7 @@ from orchestration_defs.compiler.common import (
     segment_of,
     template_context,
 )
+from orchestration_defs.compiler.heartbeat import heartbeat
 from orchestration_defs.compiler.retry import retry_policy
 from orchestration_defs.language.graph import step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
@@ -185,8 +186,11 @@ def _attempt(
         orchestration=baton["orchestration"],
         timeout_seconds=step.timeout_seconds,
     )
+    beat = get_settings().sensors.heartbeat_seconds
     try:
-        return attempt, call_agent(agent, request, step.timeout_seconds, _remaining(deadline))
+        with heartbeat(store, run_id, step.id, attempt, context.run_id, beat):
+            result = call_agent(agent, request, step.timeout_seconds, _remaining(deadline))
+        return attempt, result
     except Exception as exc:  # every failure is recorded before Dagster sees it
         _record_failure(
             context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")

@@ -185,3 +185,57 @@ def test_outputs_are_those_of_completed_steps(session: Session, run_id: uuid.UUI
 
     assert steps.outputs(run_id) == {"done": {"text": "one"}, "also_done": ["a", 2]}
     assert steps.outputs(other_run) == {}
+
+
+def _new_run(db_url: str) -> uuid.UUID:
+    with session_scope(db_url) as s:
+        return make_run(s).id
+
+
+def _started(db_url: str, run_id: uuid.UUID, owner: str = "dagster-1") -> int:
+    with session_scope(db_url) as s:
+        repo = StepsRepository(s)
+        _ensure(repo, run_id, "slow")
+        return repo.start_attempt(run_id, "slow", input={}, dagster_run_id=owner).attempt
+
+
+def test_an_attempt_starts_its_lease_with_its_owner(db_url: str) -> None:
+    run_id = _new_run(db_url)
+    _started(db_url, run_id)
+    with session_scope(db_url) as s:
+        row = StepsRepository(s).get(run_id, "slow")
+        assert row is not None
+        assert (row.status, row.dagster_run_id) == ("running", "dagster-1")
+        assert row.heartbeat_at is not None
+
+
+def test_only_the_owner_of_the_running_attempt_renews_it(db_url: str) -> None:
+    run_id = _new_run(db_url)
+    attempt = _started(db_url, run_id)
+    with session_scope(db_url) as s:
+        repo = StepsRepository(s)
+        assert repo.heartbeat(run_id, "slow", attempt=attempt, owner="dagster-1")
+        assert not repo.heartbeat(run_id, "slow", attempt=attempt, owner="dagster-2")
+        assert not repo.heartbeat(run_id, "slow", attempt=attempt + 1, owner="dagster-1")
+
+
+def test_an_orphan_is_failed_only_while_it_is_still_that_attempt(
+    db_url: str,
+) -> None:
+    run_id = _new_run(db_url)
+    first = _started(db_url, run_id)
+    with session_scope(db_url) as s:  # a new worker took the step over meanwhile
+        StepsRepository(s).start_attempt(run_id, "slow", input={}, dagster_run_id="dagster-2")
+    error = {"message": "gone"}
+    with session_scope(db_url) as s:
+        repo = StepsRepository(s)
+        assert not repo.fail_orphan(run_id, "slow", attempt=first, owner="dagster-1", error=error)
+        assert repo.fail_orphan(run_id, "slow", attempt=first + 1, owner="dagster-2", error=error)
+        row = repo.get(run_id, "slow")
+        assert row is not None and (row.status, row.error) == ("failed", error)
+        assert row.finished_at is not None
+        # Twice is a no-op: the CAS requires it running.
+        assert not repo.fail_orphan(
+            run_id, "slow", attempt=first + 1, owner="dagster-2", error=error
+        )
+        assert [r.step_id for r in repo.running()] == []
