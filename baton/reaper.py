@@ -35,8 +35,20 @@ ENDED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 # Of those, the ones a Baton run still ``running`` must follow even with no step running.
 RUN_ENDED = frozenset({"FAILURE", "CANCELED"})
 
-# Dagster run ids -> their status values (``STARTED``, ``CANCELED``...); unknown ids left out.
-OwnerStatuses = Callable[[Sequence[str]], Mapping[str, str]]
+# A slice of Dagster's run ids per query.
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A Dagster run as the reaper sees it."""
+
+    status: str  # Dagster's status value: STARTED, CANCELED...
+    segment: str  # the segment it is (``baton.segments.segment_of_dagster_run``)
+
+
+# Dagster run ids -> what Dagster knows of them; unknown ids are left out.
+OwnerStatuses = Callable[[Sequence[str]], Mapping[str, Owner]]
 
 
 @dataclass(frozen=True)
@@ -82,19 +94,21 @@ def reap(
     lease = timedelta(seconds=lease_seconds)
     attempts = running_attempts(store)
     runs = _running_runs(store)
-    statuses = owners(sorted({a.owner for a in attempts if a.owner} | set(runs.values())))
+    known = owners(sorted({a.owner for a in attempts if a.owner} | set(runs.values())))
     reaped: list[Reaped] = []
     for attempt in attempts:
-        status = statuses.get(attempt.owner) if attempt.owner else None
+        found = known.get(attempt.owner) if attempt.owner else None
+        status = found.status if found else None
         reason = orphan_reason(attempt, status, now, lease)
         if reason is not None and attempt.owner and _fail_attempt(store, attempt, status, reason):
             reaped.append(Reaped(attempt.run_id, attempt.step_id, attempt.owner, status, reason))
     for run_id, owner in runs.items():
-        status = statuses.get(owner)
-        if status in RUN_ENDED:
-            reason = f"its Dagster run {owner} ended {status}"
-            if _fail_run(store, run_id, owner, {"message": reason, "type": "DagsterRunEnded"}):
-                reaped.append(Reaped(run_id, None, owner, status, reason))
+        found = known.get(owner)
+        if found is not None and found.status in RUN_ENDED:
+            reason = f"its Dagster run {owner} ended {found.status}"
+            error = {"message": reason, "type": "DagsterRunEnded"}
+            if _fail_run(store, run_id, found.segment, error):
+                reaped.append(Reaped(run_id, None, owner, found.status, reason))
     return reaped
 
 
@@ -150,13 +164,14 @@ def _fail_attempt(store: RunStore, attempt: Attempt, status: str | None, reason:
         return True
 
 
-def _fail_run(store: RunStore, run_id: uuid.UUID, owner: str, error: dict[str, Any]) -> bool:
+def _fail_run(store: RunStore, run_id: uuid.UUID, segment: str, error: dict[str, Any]) -> bool:
     with store.session() as s:
         runs = RunsRepository(s)
         runs.lock(run_id)
         run = runs.get(run_id)
-        # A retry launched meanwhile moved the run to another Dagster run: not ours to fail.
-        if run is None or run.status != "running" or run.last_dagster_run_id != owner:
+        # A retry or resume made another segment the active one (its Dagster run may not have
+        # started yet): the ended run says nothing about the run any more.
+        if run is None or run.status != "running" or run.segment_id not in (None, segment):
             return False
         return _transition_failed(s, run_id, run.organization, error)
 
@@ -174,9 +189,18 @@ def _transition_failed(s: Any, run_id: uuid.UUID, organization: str, error: dict
 
 def dagster_owner_statuses(instance: DagsterInstance) -> OwnerStatuses:
     """``OwnerStatuses`` read from a Dagster instance."""
-    from baton.segment_status import segment_statuses
+    from dagster import RunsFilter
 
-    return lambda ids: segment_statuses(instance, ids) if ids else {}
+    from baton.segments import segment_of_dagster_run
+
+    def lookup(ids: Sequence[str]) -> dict[str, Owner]:
+        found: dict[str, Owner] = {}
+        for start in range(0, len(ids), BATCH):
+            for run in instance.get_runs(RunsFilter(run_ids=list(ids[start : start + BATCH]))):
+                found[run.run_id] = Owner(run.status.value, segment_of_dagster_run(run))
+        return found
+
+    return lookup
 
 
 def end_stale_owner(instance: DagsterInstance, dagster_run_id: str, reason: str) -> bool:
