@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_resources.base import Agent, AgentError, AgentRequest, AgentResult
-from agent_resources.http import EXCERPT_CHARS, call_json, dig, masker_for
+from agent_resources.http import EXCERPT_CHARS, call_json, cancellable_client, dig, masker_for
 from baton.secrets import Masker
 
 _FAILED_STATUSES = frozenset({"error", "failed", "crashed"})
@@ -75,13 +75,14 @@ class ApiAgent(Agent):
         timeout = request.timeout_seconds or self.entry.limits.timeout_seconds
         started = time.monotonic()
         headers = self._headers(request, key)
-        with httpx.Client(timeout=timeout, headers=headers) as client:
+        with cancellable_client(request.cancellation, timeout=timeout, headers=headers) as client:
             url = base_url + self.config.webhook_path
             payload = self._payload(request.input)
             answer = call_json(client, "POST", url, masker=masker, content=payload)
             usage: dict[str, Any] = {}
             if self.config.mode == "poll":
-                answer, usage = self._poll(client, base_url, answer, started + timeout, masker)
+                deadline = started + timeout
+                answer, usage = self._poll(client, base_url, answer, deadline, masker, request)
         usage["latency_ms"] = round((time.monotonic() - started) * 1000)
         return AgentResult(output=masker.mask(answer), usage=usage)
 
@@ -129,7 +130,13 @@ class ApiAgent(Agent):
         return json.dumps(value, default=str).encode()
 
     def _poll(
-        self, client: httpx.Client, base_url: str, answer: Any, deadline: float, masker: Masker
+        self,
+        client: httpx.Client,
+        base_url: str,
+        answer: Any,
+        deadline: float,
+        masker: Masker,
+        request: AgentRequest,
     ) -> tuple[Any, dict[str, Any]]:
         execution_id = self._execution_id(answer)
         url = base_url + self.config.status_path.replace("{id}", quote(execution_id, safe=""))
@@ -147,7 +154,8 @@ class ApiAgent(Agent):
                 if self._finished(execution, execution_id, masker):
                     usage = {"execution_id": execution_id, "polls": polls}
                     return self._result(execution, execution_id), usage
-            time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+            if request.cancellation.sleep(min(wait, deadline - time.monotonic())):
+                break  # stopped: the step timed out or its run was aborted
         raise self._deadline_error(execution_id, polls, last_error)
 
     def _execution_id(self, answer: Any) -> str:

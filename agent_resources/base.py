@@ -10,8 +10,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from agent_resources.cancel import Cancellation
 from agent_resources.catalog import AgentEntry
 
 ErrorKind = Literal[
@@ -34,7 +35,16 @@ class AgentRequest(BaseModel):
 
     run_id: str = Field(description="The orchestration run id.")
     step_id: str
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, description="Dagster's tries of this step, re-executions included.")
+    call: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "The logical call's number: it changes only on a deliberate retry (the step's "
+            "retry policy or an operator's retry), never on a re-execution of an interrupted "
+            "attempt. None: the attempt number."
+        ),
+    )
     input: Any = Field(description="The step's rendered `with`.")
     orchestration: str = ""
     timeout_seconds: float | None = None
@@ -42,10 +52,21 @@ class AgentRequest(BaseModel):
         default_factory=dict, description="Only the env vars the agent's entry declares."
     )
 
+    # Shared by the copies the resources make, so the caller can stop the agent's own work.
+    _cancellation: Cancellation = PrivateAttr(default_factory=Cancellation)
+
+    @property
+    def cancellation(self) -> Cancellation:
+        """Set when the step's timeout passes or its run is aborted: agents close their
+        clients and kill their processes on it."""
+        return self._cancellation
+
     @property
     def idempotency_key(self) -> str:
-        """Stable per (run, step, attempt): lets a world-changing call be made only once."""
-        return f"{self.run_id}:{self.step_id}:{self.attempt}"
+        """Stable per logical call (run, step, call): an agent honouring it does the work once,
+        however often a crash makes Dagster re-execute the step."""
+        number = self.call if self.call is not None else self.attempt
+        return f"{self.run_id}:{self.step_id}:{number}"
 
 
 class DeliverableDraft(BaseModel):

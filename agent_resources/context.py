@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent_resources.base import Agent, AgentError, AgentRequest, AgentResult
-from agent_resources.http import call_json, masker_for
+from agent_resources.http import call_json, cancellable_client, masker_for
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_SYSTEM_PROMPT = (
@@ -147,7 +146,7 @@ class ContextAgent(Agent):
         masker = masker_for(self.entry, request.env, [key])
         base = self.config.base_url or request.env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         timeout = request.timeout_seconds or self.entry.limits.timeout_seconds
-        with httpx.Client(timeout=timeout) as client:
+        with cancellable_client(request.cancellation, timeout=timeout) as client:
             answer = call_json(
                 client,
                 "POST",

@@ -114,6 +114,7 @@ class FunctionAgent(Agent):
                 hosts=self._hosts(request.env),
                 policy=_policy(),
                 guards=self.python_guards,
+                cancellation=request.cancellation,
             )
         except SandboxError as exc:
             message = masker.text(f"agent '{self.entry.slug}': {exc}")
@@ -134,6 +135,7 @@ class FunctionAgent(Agent):
             "run_id": request.run_id,
             "step_id": request.step_id,
             "attempt": request.attempt,
+            "idempotency_key": request.idempotency_key,
         }
 
     def _hosts(self, env: Any) -> set[str]:

@@ -219,6 +219,23 @@ class LimitSettings(BaseModel):
         )
 
 
+class StepSettings(BaseModel):
+    """How a step's agent call survives faults (``BATON_STEPS__*``)."""
+
+    completion_retry_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="How long the write of an agent's answer is retried (with backoff) while "
+        "the database is unreachable, so an outage never discards an answer already paid for.",
+    )
+    cancel_grace_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a timed-out or aborted agent call may take to stop once told; "
+        "no retry starts before it has stopped or this has passed.",
+    )
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -257,6 +274,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    steps: StepSettings = Field(default_factory=StepSettings)
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "

@@ -117,7 +117,10 @@ class Context:
         self.run_id: str = request["run_id"]
         self.step_id: str = request["step_id"]
         self.attempt: int = request["attempt"]
-        self.idempotency_key = f"{self.run_id}:{self.step_id}:{self.attempt}"
+        # The parent computes the key: it alone knows the logical call's number.
+        self.idempotency_key: str = request.get("idempotency_key") or (
+            f"{self.run_id}:{self.step_id}:{self.attempt}"
+        )
         self.env = env
         self.config: dict[str, Any] = dict(request.get("params") or {})
         # For the code's own HTTP timeouts: short of the wall clock, so a slow server is a

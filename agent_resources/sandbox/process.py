@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_resources.cancel import Cancellation
 from agent_resources.sandbox import frames
 from agent_resources.sandbox.broker import Broker, BrokerLimits
 from agent_resources.sandbox.layers import SandboxPolicy
@@ -70,6 +71,7 @@ def run_in_sandbox(
     hosts: Iterable[str] = (),
     policy: SandboxPolicy | None = None,
     guards: bool = True,
+    cancellation: Cancellation | None = None,
 ) -> dict[str, Any]:
     """Run the agent code described by ``payload`` in a fresh confined process.
 
@@ -82,6 +84,8 @@ def run_in_sandbox(
             missing); the default refuses.
         guards: The Python-level guards (clear errors); off only in tests that prove the
             kernel layers hold on their own.
+        cancellation: Once set, the child's process group is killed at once (a step's
+            timeout or an aborted run), so no retry overlaps it.
 
     Returns:
         The runner's answer: ``{"ok": True, "output", ...}`` or ``{"ok": False, "error"}``,
@@ -104,6 +108,8 @@ def run_in_sandbox(
         finally:
             os.close(write_fd)
         session = _Session(child, read_fd, broker, limits, deadline)
+        if cancellation is not None:
+            cancellation.on_cancel(lambda: _kill_if_running(child))
         try:
             session.run(frames.encode(request))
         finally:
@@ -309,6 +315,13 @@ class _BrokerThread:
         finally:
             self._broker.close()
             os.close(self._wake_w)
+
+
+def _kill_if_running(child: subprocess.Popen[bytes]) -> None:
+    # Not yet reaped, so its pid (and process group) cannot belong to another process.
+    if child.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

@@ -173,6 +173,8 @@ class OrchestrationStep(Base):
     agent: Mapped[str | None] = mapped_column(String(100), nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # The logical call: the idempotency key's counter, moved on only by a deliberate retry.
+    call_number: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)

@@ -65,6 +65,14 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class StartedCall:
+    """A started attempt: Dagster's try number and the logical call's (the key's counter)."""
+
+    attempt: int
+    call: int
+
+
+@dataclass(frozen=True)
 class StepMemo:
     """A finished step's stored result."""
 
@@ -383,33 +391,62 @@ class RunStore:
         Raises:
             Superseded: ``segment`` is given and is no longer the run's active segment.
         """
+        started = self.start_call(
+            run_id, step_id, input=input, dagster_run_id=dagster_run_id, segment=segment
+        )
+        return started.attempt
+
+    def start_call(
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        input: Any,
+        dagster_run_id: str,
+        segment: str | None = None,
+        retry: bool = False,
+    ) -> StartedCall:
+        """Record a new attempt; returns its number and the logical call's (``retry``: the
+        step's retry policy asked for this attempt, so it is a new call).
+
+        Raises:
+            Superseded: ``segment`` is given and is no longer the run's active segment.
+        """
         with self.session() as s:
             if segment is not None:
                 _require_segment(RunsRepository(s), run_id, segment)
             row = StepsRepository(s).start_attempt(
-                run_id, step_id, input=self.mask(input), dagster_run_id=dagster_run_id
-            )
-            self._event(
-                s,
                 run_id,
-                "step.started",
-                {"step_id": step_id, "attempt": row.attempt, "dagster_run_id": dagster_run_id},
+                step_id,
+                input=self.mask(input),
+                dagster_run_id=dagster_run_id,
+                retry=retry,
             )
-            return row.attempt
+            payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
+            self._event(s, run_id, "step.started", {**payload, "dagster_run_id": dagster_run_id})
+            return StartedCall(row.attempt, row.call_number)
 
     def complete_step(
-        self, run_id: uuid.UUID, step_id: str, *, output: Any, usage: dict[str, Any] | None = None
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        output: Any,
+        usage: dict[str, Any] | None = None,
+        attempt: int | None = None,
     ) -> None:
+        """Store the step's output; with ``attempt``, only while that attempt is the latest,
+        so the row never shows one attempt's output under another's number.
+
+        Raises:
+            IllegalTransition: the step is not running, or a newer attempt started.
+        """
         with self.session() as s:
             row = StepsRepository(s).transition(
-                run_id, step_id, "completed", output=self.mask(output)
+                run_id, step_id, "completed", of_attempt=attempt, output=self.mask(output)
             )
-            self._event(
-                s,
-                run_id,
-                "step.completed",
-                {"step_id": step_id, "attempt": row.attempt, "usage": self.mask(usage or {})},
-            )
+            payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
+            self._event(s, run_id, "step.completed", {**payload, "usage": self.mask(usage or {})})
 
     def skip_step(self, run_id: uuid.UUID, step_id: str, *, reason: str) -> None:
         with self.session() as s:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -72,12 +72,19 @@ class StepsRepository:
         return {step_id: output for step_id, output in rows}
 
     def transition(
-        self, run_id: uuid.UUID, step_id: str, target: str, **fields: Any
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        target: str,
+        *,
+        of_attempt: int | None = None,
+        **fields: Any,
     ) -> OrchestrationStep:
-        """Move a step to ``target`` if allowed from its current status.
+        """Move a step to ``target`` if allowed from its current status (and, with
+        ``of_attempt``, only while that attempt is still the step's latest).
 
         Raises:
-            IllegalTransition: not allowed from the current status.
+            IllegalTransition: not allowed from the current status, or a newer attempt started.
         """
         now = utcnow()
         values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
@@ -89,6 +96,7 @@ class StepsRepository:
                 OrchestrationStep.run_id == run_id,
                 OrchestrationStep.step_id == step_id,
                 OrchestrationStep.status.in_(sources_of(STEP_TRANSITIONS, target)),
+                *([] if of_attempt is None else [OrchestrationStep.attempt == of_attempt]),
             )
             .values(**values)
             .execution_options(synchronize_session=False)
@@ -103,16 +111,29 @@ class StepsRepository:
         return row
 
     def start_attempt(
-        self, run_id: uuid.UUID, step_id: str, *, input: Any, dagster_run_id: str | None
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        input: Any,
+        dagster_run_id: str | None,
+        retry: bool = False,
     ) -> OrchestrationStep:
-        """Mark the step running and count one more attempt."""
-        # The increment happens in SQL, so two workers starting the same step cannot both
+        """Mark the step running and count one more attempt.
+
+        The logical call's number (the idempotency key's counter) moves on only for a new call:
+        the step's first start, a start after an operator's or a checkpoint's retry (the step
+        is pending again) or ``retry`` (the step's retry policy). A re-execution of an
+        interrupted or failed attempt presents the same call again.
+        """
+        # Both increments happen in SQL, so two workers starting the same step cannot both
         # record the same attempt number.
         return self.transition(
             run_id,
             step_id,
             "running",
             attempt=OrchestrationStep.attempt + 1,
+            call_number=_next_call(retry),
             input=input,
             error=None,
             dagster_run_id=dagster_run_id,
@@ -173,3 +194,12 @@ class StepsRepository:
             .values(input_override=value, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def _next_call(retry: bool) -> Any:
+    """The SQL for the call number a start records (the row's values before the update)."""
+    current = OrchestrationStep.call_number
+    if retry:
+        return current + 1
+    fresh = (OrchestrationStep.status == "pending") | (current == 0)
+    return case((fresh, current + 1), else_=current)

@@ -35,16 +35,22 @@ def call_agent(
     request: AgentRequest,
     timeout: float | None,
     wait: float | None = None,
+    *,
+    grace: float = 10.0,
 ) -> AgentResult:
-    """``agent.run`` with an optional wall-clock limit.
+    """``agent.run`` with an optional wall-clock limit, stopped for real when it passes.
 
     ``wait`` is what is left of ``timeout`` when part of it went to rendering the step's
-    templates; the error still names the step's ``timeout``.
+    templates; the error still names the step's ``timeout``. Past the limit, or when the op is
+    interrupted (an abort), the request's cancellation closes the agent's client or kills its
+    process, and this waits up to ``grace`` seconds for the call to end, so a retry never
+    overlaps the call it replaces.
 
     Raises:
         AgentError: the agent's own errors, or kind ``timeout`` when the limit passes.
     """
     if timeout is None:
+        # In this thread: an abort's interrupt unwinds the call itself, closing its client.
         return agent.run(request=request)
     box: dict[str, Any] = {}
 
@@ -54,12 +60,23 @@ def call_agent(
         except BaseException as exc:
             box["error"] = exc
 
-    # A daemon thread: a call that never returns must not keep the run worker alive.
+    # A daemon thread: a call that ignores its cancellation must not keep the worker alive.
     worker = threading.Thread(target=target, daemon=True, name=f"agent-{request.step_id}")
     worker.start()
-    worker.join(timeout if wait is None else min(wait, timeout))
+    limit = timeout if wait is None else min(wait, timeout)
+    try:
+        worker.join(limit)
+    except BaseException:  # the run is being aborted: stop the call before unwinding
+        _stop(request, worker, grace)
+        raise
     if worker.is_alive():
+        _stop(request, worker, grace)
         raise AgentError(f"timed out after {timeout:g} s (timeout_seconds)", kind="timeout")
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+def _stop(request: AgentRequest, worker: threading.Thread, grace: float) -> None:
+    request.cancellation.cancel()
+    worker.join(grace)

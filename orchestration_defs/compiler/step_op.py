@@ -27,7 +27,9 @@ from agent_resources.catalog import agent_catalog
 from agent_resources.resources import AgentResource
 from baton.assets import asset_store
 from baton.settings import get_settings
-from baton.store.service import DeliverableRecord, RunStore, Superseded
+from baton.state import IllegalTransition
+from baton.store.durable import write_durably
+from baton.store.service import DeliverableRecord, RunStore, StartedCall, Superseded
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
@@ -74,18 +76,10 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
             yield Output({"status": "skipped", "output": None}, "result")
             return
         agent: AgentResource = getattr(context.resources, agent_key)
-        attempt, result = _attempt(
+        started, result = _attempt(
             context, store, agent, step, baton, results, max_retries, deadline
         )
-        records = store.add_deliverables(
-            run_id=run_id,
-            step_id=step.id,
-            attempt=attempt,
-            dagster_run_id=context.run_id,
-            drafts=result.deliverables,
-            assets=asset_store(get_settings()),
-        )
-        store.complete_step(run_id, step.id, output=result.output, usage=result.usage)
+        records = _keep(context, store, run_id, step, started, result)
         for record in records:
             yield _materialization(spec, step, run_id, context.run_id, record)
         yield Output({"status": "completed", "output": store.mask(result.output)}, "result")
@@ -153,7 +147,7 @@ def _attempt(
     results: dict[str, dict[str, Any]],
     max_retries: int,
     deadline: float | None,
-) -> tuple[int, AgentResult]:
+) -> tuple[StartedCall, AgentResult]:
     run_id = uuid.UUID(baton["run_id"])
     try:
         rendered = render(
@@ -169,32 +163,92 @@ def _attempt(
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
     try:
-        attempt = store.start_step(
+        # Only the step's own retry policy makes a new call here; a re-execution of an
+        # interrupted attempt presents the same call (and idempotency key) again.
+        started = store.start_call(
             run_id,
             step.id,
             input=rendered,
             dagster_run_id=context.run_id,
             segment=segment_of(context),
+            retry=context.retry_number > 0,
         )
     except Superseded as exc:  # another segment does this run's work now
         raise Failure(str(exc), allow_retries=False) from None
+    attempt = started.attempt
     request = AgentRequest(
         run_id=str(run_id),
         step_id=step.id,
         attempt=attempt,
+        call=started.call,
         input=rendered,
         orchestration=baton["orchestration"],
         timeout_seconds=step.timeout_seconds,
     )
+    grace = get_settings().steps.cancel_grace_seconds
     beat = get_settings().sensors.heartbeat_seconds
     try:
         with heartbeat(store, run_id, step.id, attempt, context.run_id, beat):
-            result = call_agent(agent, request, step.timeout_seconds, _remaining(deadline))
-        return attempt, result
+            result = call_agent(
+                agent, request, step.timeout_seconds, _remaining(deadline), grace=grace
+            )
+        return started, result
     except Exception as exc:  # every failure is recorded before Dagster sees it
         _record_failure(
             context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
         )
+
+
+def _keep(
+    context: OpExecutionContext,
+    store: RunStore,
+    run_id: uuid.UUID,
+    step: StepSpec,
+    started: StartedCall,
+    result: AgentResult,
+) -> list[DeliverableRecord]:
+    """Store the answer and its deliverables, waiting out a database outage (bounded): the
+    call is paid for, and failing now would make a re-execution call the agent again."""
+
+    def warn(exc: BaseException, wait: float) -> None:
+        context.log.warning(
+            f"step '{step.id}': the store is unreachable ({type(exc).__name__}); "
+            f"keeping the agent's answer, next try in {wait:.1f} s"
+        )
+
+    budget = get_settings().steps.completion_retry_seconds
+    records = write_durably(
+        lambda: store.add_deliverables(
+            run_id=run_id,
+            step_id=step.id,
+            attempt=started.attempt,
+            dagster_run_id=context.run_id,
+            drafts=result.deliverables,
+            assets=asset_store(get_settings()),
+        ),
+        budget_seconds=budget,
+        on_retry=warn,
+    )
+    write_durably(
+        lambda: _complete(store, run_id, step.id, started, result),
+        budget_seconds=budget,
+        on_retry=warn,
+    )
+    return records
+
+
+def _complete(
+    store: RunStore, run_id: uuid.UUID, step_id: str, started: StartedCall, result: AgentResult
+) -> None:
+    try:
+        store.complete_step(
+            run_id, step_id, output=result.output, usage=result.usage, attempt=started.attempt
+        )
+    except IllegalTransition:
+        # A try whose commit landed but whose answer the outage swallowed: already stored.
+        memo = store.step_memo(run_id, step_id)
+        if memo is None or memo.status != "completed":
+            raise
 
 
 def _remaining(deadline: float | None) -> float | None:

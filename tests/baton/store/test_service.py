@@ -123,8 +123,10 @@ def test_a_run_from_start_to_finish(store: RunStore) -> None:
     ]
     by_type = {e.type: e.payload for e in detail.events}
     assert by_type["run.segment_started"] == {"dagster_run_id": "dag-1", "segment": "dag-1"}
-    assert by_type["step.started"] == {"step_id": "shout", "attempt": 1, "dagster_run_id": "dag-1"}
-    assert by_type["step.completed"] == {"step_id": "shout", "attempt": 1, "usage": {"t": 3}}
+    started = {"step_id": "shout", "attempt": 1, "call": 1, "dagster_run_id": "dag-1"}
+    assert by_type["step.started"] == started
+    completed = {"step_id": "shout", "attempt": 1, "call": 1, "usage": {"t": 3}}
+    assert by_type["step.completed"] == completed
     assert by_type["run.completed"] == {"outputs": {"greeting": "SHOUT"}}
     assert all(e.organization == ORG for e in detail.events)
     sequences = [e.sequence for e in detail.events]
