@@ -89,11 +89,12 @@ def supervise(
             if code:
                 break
             time.sleep(POLL_SECONDS)
+        return 0 if stopping else code
+    finally:
+        # Also when a start failed (a missing executable): what did start must not run on.
         _terminate([s.proc for s in slots if s.proc is not None], grace)
         for group in (g for s in slots for g in s.old_groups):
             _kill_group(group)
-        return 0 if stopping else code
-    finally:
         if on_stop is not None:
             on_stop()
         for sig, handler in previous.items():

@@ -120,3 +120,25 @@ def test_what_a_crashed_child_left_in_its_group_goes_when_supervise_stops(
     while not _gone(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _gone(pid)
+
+
+def test_a_child_that_cannot_start_does_not_leave_the_others_running(tmp_path: Path) -> None:
+    steady = _recording(tmp_path / "steady", "time.sleep(60)")
+    missing = Child("missing", [str(tmp_path / "no-such-program")])
+    with pytest.raises(FileNotFoundError):
+        supervise([steady, missing], cwd=tmp_path, grace=5, policy=QUICK)
+    # The steady child may be stopped before it wrote its pid: look for its command line.
+    assert not _running_with(str(tmp_path / "steady"))
+
+
+def _running_with(marker: str) -> list[int]:
+    """Pids of live processes whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
