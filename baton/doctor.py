@@ -3,9 +3,11 @@
 Every waiting state Baton has is either progressing or listed here with its reason: decided
 approvals no one claimed (is the daemon running?), claimed approvals whose segment has not
 started (the launch failed, the job is missing, the claimer died), runs launched that no
-Dagster run picked up, webhooks in the inbox that started no run, invalid library files, and
-child runs (``baton.doctor_children``: parents not resumed, launches claimed but not started,
-children waiting for a slot, the last said to be progressing while a sibling runs).
+Dagster run picked up, step attempts still running past their lease (orphans the reaper has
+not failed: is the daemon running ``baton_reaper_sensor``?), webhooks in the inbox that started
+no run, invalid library files, and child runs (``baton.doctor_children``: parents not resumed,
+launches claimed but not started, children waiting for a slot, the last said to be progressing
+while a sibling runs).
 ``baton doctor`` prints it; ``/metrics`` counts it (``baton_waiting_on_system``).
 """
 
@@ -23,6 +25,7 @@ from baton.db.models import (
     LibraryFile,
     OrchestrationEvent,
     OrchestrationRun,
+    OrchestrationStep,
     WebhookInbox,
     utcnow,
 )
@@ -37,6 +40,7 @@ KINDS = (
     "approval_unclaimed",
     "approval_not_launched",
     "run_not_started",
+    "step_orphaned",
     "webhook",
     "library",
     *CHILD_KINDS,
@@ -78,6 +82,7 @@ def waiting_on_system(
         *_unclaimed(s, now),
         *_not_launched(s, now),
         *_runs_not_started(s, now),
+        *_orphaned_steps(s, now, timedelta(seconds=get_settings().sensors.step_lease_seconds)),
         *_webhooks(s, now),
         *_library(s),
         *child_waits(s, now, GRACE, lease, Waiting),
@@ -163,6 +168,31 @@ def _runs_not_started(s: Session, now: datetime) -> list[Waiting]:
             "created but no Dagster run has started it (queued behind the run limit, the "
             "daemon is down, or its launch was lost)",
             str(r.id),
+        )
+        for r in rows
+    ]
+
+
+def _orphaned_steps(s: Session, now: datetime, lease: timedelta) -> list[Waiting]:
+    """Running attempts whose lease ran out more than GRACE ago: the reaper should have
+    failed them by now."""
+    rows = s.scalars(
+        select(OrchestrationStep)
+        .where(
+            OrchestrationStep.status == "running",
+            OrchestrationStep.heartbeat_at < now - lease - GRACE,
+        )
+        .order_by(OrchestrationStep.heartbeat_at)
+    )
+    return [
+        Waiting(
+            "step_orphaned",
+            f"{r.run_id}/{r.step_id}",
+            _aware(r.heartbeat_at),
+            f"attempt {r.attempt} of Dagster run {r.dagster_run_id} is running with no heartbeat "
+            f"for over {lease.total_seconds():g} s and the reaper has not failed it (is the "
+            "Dagster daemon running baton_reaper_sensor?)",
+            str(r.run_id),
         )
         for r in rows
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -11,7 +12,7 @@ from baton.cli.main import main
 from baton.db.models import utcnow
 from baton.doctor import GRACE, waiting_on_system
 from baton.settings import get_settings
-from tests.baton.lifecycle_world import World
+from tests.baton.lifecycle_world import PLAN, World
 
 
 def _later() -> object:
@@ -60,3 +61,21 @@ def test_the_cli_prints_nothing_waits_or_the_list(
     assert "nothing waits on the system" in capsys.readouterr().out
     assert main(["doctor", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"waiting": []}
+
+
+def test_a_running_step_past_its_lease_is_listed_until_reaped(world: World) -> None:
+    store = world.store
+    run_id = store.create_run(organization="global", slug="review", version=1, inputs={})
+    store.begin_segment(run_id=run_id, dagster_run_id="dag-9", steps=PLAN)
+    store.start_step(run_id, "draft", input={}, dagster_run_id="dag-9")
+    lease = timedelta(seconds=get_settings().sensors.step_lease_seconds)
+    with store.session() as s:
+        assert waiting_on_system(s, now=_later()) == []  # type: ignore[arg-type]
+        found = waiting_on_system(s, now=utcnow() + lease + GRACE * 2)
+    (orphan,) = found
+    assert (orphan.kind, orphan.id, orphan.run_id) == (
+        "step_orphaned",
+        f"{run_id}/draft",
+        str(run_id),
+    )
+    assert "dag-9" in orphan.reason and "baton_reaper_sensor" in orphan.reason
