@@ -38,7 +38,8 @@ _PR_SET_DUMPABLE = 4
 
 
 class SandboxError(Exception):
-    """The child ended without a usable answer; ``kind`` is ``limit`` or ``sandbox``."""
+    """The child ended without a usable answer; ``kind`` is ``limit``, ``sandbox`` or
+    ``timeout`` (the call was cancelled)."""
 
     def __init__(self, message: str, kind: str = "limit") -> None:
         super().__init__(message)
@@ -109,7 +110,7 @@ def run_in_sandbox(
             os.close(write_fd)
         session = _Session(child, read_fd, broker, limits, deadline)
         if cancellation is not None:
-            cancellation.on_cancel(lambda: _kill_if_running(child))
+            cancellation.on_cancel(lambda: session.cancel())
         try:
             session.run(frames.encode(request))
         finally:
@@ -161,6 +162,7 @@ class _Session:
         self.logs = {"stdout": bytearray(), "stderr": bytearray()}
         self.overflow: str | None = None
         self.timed_out = False
+        self.cancelled = False
         self.malformed: str | None = None
         answer_cap = limits.max_output_bytes * 4 // 3 + _ANSWER_OVERHEAD
         self._reader = frames.FrameReader(answer_cap, broker.limits.max_request_bytes)
@@ -245,8 +247,15 @@ class _Session:
     def stop(self) -> None:
         self._broker.stop()
 
+    def cancel(self) -> None:
+        """Kill the child now: its call was cancelled (a timeout, or its run aborted)."""
+        self.cancelled = True
+        _kill_if_running(self.child)
+
     def result(self, code: int | None) -> dict[str, Any]:
         """The child's answer, or the SandboxError saying why there is none."""
+        if self.cancelled:
+            raise SandboxError("the call was cancelled and its process killed", kind="timeout")
         if self.timed_out:
             raise SandboxError(f"wall-clock limit of {self.limits.timeout_seconds:g} s exceeded")
         if self.overflow == "answer":
