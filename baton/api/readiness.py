@@ -24,7 +24,10 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from baton.secrets import Masker
+
 log = logging.getLogger(__name__)
+_MASKER = Masker()  # key-like strings and user:password@ of URLs
 T = TypeVar("T")
 
 DEADLINE_SECONDS = 1.5
@@ -56,8 +59,9 @@ class DeadlineProbe:
             log.warning("readiness check %s: no answer in %.1f s", self.name, deadline)
             return f"timeout (no answer in {deadline:g} s)"
         except Exception as exc:
-            # The exception text may carry a URL with a password: log it, answer only its type.
-            log.warning("readiness check %s failed: %s", self.name, exc)
+            # The exception text may carry a URL with a password: answer only its type, and
+            # log the text with passwords masked.
+            log.warning("readiness check %s failed: %s", self.name, _MASKER.text(str(exc)))
             return f"unreachable ({type(exc).__name__})"
         return "ok"
 

@@ -3,6 +3,7 @@ off, not waited for, and never started twice at once."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -37,11 +38,16 @@ def test_a_hanging_check_is_cut_off_at_the_deadline_and_not_started_again() -> N
     assert len(calls) == 2
 
 
-def test_a_failing_check_names_only_the_error_type() -> None:
+def test_a_failing_check_names_only_the_error_type_and_logs_no_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     def fails() -> None:
         raise ConnectionError("postgresql://baton:s3cret-pw@db/baton refused")
 
-    assert DeadlineProbe("db", fails, 1, 1)() == "unreachable (ConnectionError)"
+    with caplog.at_level(logging.WARNING, logger="baton.api.readiness"):
+        assert DeadlineProbe("db", fails, 1, 1)() == "unreachable (ConnectionError)"
+    assert "postgresql://baton:***@db/baton refused" in caplog.text
+    assert "s3cret-pw" not in caplog.text
 
 
 def test_the_first_check_gets_the_longer_deadline_once() -> None:
@@ -55,7 +61,7 @@ def test_the_first_check_gets_the_longer_deadline_once() -> None:
 
 
 def test_readyz_answers_503_when_baton_s_database_is_unreachable(
-    tmp_path: Path, sqlite_db: str
+    tmp_path: Path, sqlite_db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = build_world(tmp_path, sqlite_db)
     try:
@@ -68,6 +74,8 @@ def test_readyz_answers_503_when_baton_s_database_is_unreachable(
         message = response.json()["error"]["message"]
         assert message == "not ready: database: unreachable (OperationalError)"
         assert "s3cret-pw" not in response.text
+        assert "readiness check database failed" in caplog.text
+        assert "s3cret-pw" not in caplog.text
     finally:
         world.client.__exit__(None, None, None)
 
