@@ -76,10 +76,9 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
             yield Output({"status": "skipped", "output": None}, "result")
             return
         agent: AgentResource = getattr(context.resources, agent_key)
-        started, result = _attempt(
+        result, records = _attempt(
             context, store, agent, step, baton, results, max_retries, deadline
         )
-        records = _keep(context, store, run_id, step, started, result)
         for record in records:
             yield _materialization(spec, step, run_id, context.run_id, record)
         yield Output({"status": "completed", "output": store.mask(result.output)}, "result")
@@ -147,7 +146,7 @@ def _attempt(
     results: dict[str, dict[str, Any]],
     max_retries: int,
     deadline: float | None,
-) -> tuple[StartedCall, AgentResult]:
+) -> tuple[AgentResult, list[DeliverableRecord]]:
     run_id = uuid.UUID(baton["run_id"])
     try:
         rendered = render(
@@ -187,16 +186,18 @@ def _attempt(
     )
     grace = get_settings().steps.cancel_grace_seconds
     beat = get_settings().sensors.heartbeat_seconds
-    try:
-        with heartbeat(store, run_id, step.id, attempt, context.run_id, beat):
+    with heartbeat(store, run_id, step.id, attempt, context.run_id, beat):
+        try:
             result = call_agent(
                 agent, request, step.timeout_seconds, _remaining(deadline), grace=grace
             )
-        return started, result
-    except Exception as exc:  # every failure is recorded before Dagster sees it
-        _record_failure(
-            context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
-        )
+        except Exception as exc:  # every failure is recorded before Dagster sees it
+            _record_failure(
+                context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
+            )
+        # Still under the lease: while the write waits out an outage, the reaper must not
+        # take the attempt whose answer is already paid for.
+        return result, _keep(context, store, run_id, step, started, result)
 
 
 def _keep(
