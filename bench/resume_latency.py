@@ -183,7 +183,7 @@ class Deployment:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            # baton up stops its children (dagster dev, the API) on SIGTERM, then their groups.
+            # baton up stops its children (webserver, daemon, API) on SIGTERM, then their groups.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
