@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
+from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -37,7 +38,12 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     # No code server or zygote started behind an API test's back; e2e tests opt back in.
     monkeypatch.setenv("BATON_API__PREWARM", "false")
     get_settings.cache_clear()
+    # Dagster keeps the definitions' load context in a class variable: a test that re-executes
+    # a reconstructable job in-process leaves it at RECONSTRUCTION, and every later
+    # build_definitions() in that worker then builds a run worker's lazy repository.
+    load_context = DefinitionsLoadContext._instance
     yield data
+    DefinitionsLoadContext._instance = load_context
     get_settings.cache_clear()
 
 
