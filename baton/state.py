@@ -38,12 +38,15 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     # pending -> failed: the step could not start (its template failed to render).
     "pending": frozenset({"running", "skipped", "waiting", "failed"}),
     # running -> running: a worker died mid-attempt and a new attempt starts.
-    "running": frozenset({"running", "completed", "failed", "waiting"}),
+    # running -> cancelled: the run was aborted while the attempt ran.
+    "running": frozenset({"running", "completed", "failed", "waiting", "cancelled"}),
     "waiting": frozenset({"running", "completed", "failed", "skipped", "pending"}),
     "failed": frozenset({"running", "skipped", "pending"}),
     # -> pending: a checkpoint's retry decision resets the retry step and what follows it.
     "completed": frozenset({"pending"}),
     "skipped": frozenset({"pending"}),
+    # An aborted run's step: terminal, as the run is.
+    "cancelled": frozenset(),
 }
 DONE_STEP_STATUSES = frozenset({"completed", "skipped"})
 

@@ -50,7 +50,7 @@ RUN_STATUSES = (
     "aborted",
     "awaiting_children",
 )
-STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped")
+STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped", "cancelled")
 APPROVAL_STATUSES = ("pending", "decided", "resuming", "resumed", "expired", "cancelled")
 
 
@@ -259,6 +259,49 @@ class OrchestrationEvent(Base):
     organization: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+OPERATOR_ACTIONS = ("abort", "retry", "skip")
+OPERATOR_VIAS = ("cli", "api", "page", "sensor")
+OPERATOR_OUTCOMES = ("accepted", "refused")
+
+
+class OperatorAction(Base):
+    """The audit log of operator interventions: who did (or tried) what to a run, and why.
+
+    Written in the same transaction as the change it records; a refusal in its own.
+    """
+
+    __tablename__ = "operator_actions"
+    __table_args__ = (
+        CheckConstraint(_in("action", OPERATOR_ACTIONS), name="action"),
+        CheckConstraint(_in("via", OPERATOR_VIAS), name="via"),
+        CheckConstraint(_in("outcome", OPERATOR_OUTCOMES), name="outcome"),
+        Index("ix_operator_actions_run_id_created_at", "run_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization: Mapped[str] = mapped_column(String(100))
+    # The audit dies with its run (runs are deleted only as a whole, with their history).
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(
+            "orchestration_runs.id",
+            ondelete="CASCADE",
+            name="fk_operator_actions_run_id_orchestration_runs",
+        )
+    )
+    step_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    action: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str] = mapped_column(String(200))
+    via: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The new input or the given output, masked (secrets never stored in clear).
+    details: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    run_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    step_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
