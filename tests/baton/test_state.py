@@ -44,6 +44,8 @@ LEGAL_STEP = {
     ("running", "completed"),
     ("running", "failed"),
     ("running", "waiting"),
+    # An abort cancels the attempts that were running.
+    ("running", "cancelled"),
     ("waiting", "running"),
     ("waiting", "completed"),
     ("waiting", "failed"),
