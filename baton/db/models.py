@@ -184,6 +184,9 @@ class OrchestrationStep(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # Set by a checkpoint's "retry" decision: merged over the rendered input on the next attempt.
     input_override: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    # Set by an operator's retry with a new input: replaces the rendered input from the next
+    # attempt on (a new logical call), until another operator retry gives another one.
+    input_replacement: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

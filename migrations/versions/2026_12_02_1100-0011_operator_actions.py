@@ -1,4 +1,5 @@
-"""Operator actions: the audit log of retry, skip and abort; the cancelled step status.
+"""Operator actions: the audit log of retry, skip and abort; the cancelled step status; a
+step's replacement input (an operator's retry with a new input).
 
 Revision ID: 0011
 Revises: 0010
@@ -21,6 +22,7 @@ TABLE = "operator_actions"
 INDEX = "ix_operator_actions_run_id_created_at"
 STEPS = "orchestration_steps"
 STEP_CHECK = "ck_orchestration_steps_status"
+REPLACEMENT = "input_replacement"
 OLD_STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped")
 NEW_STEP_STATUSES = (*OLD_STEP_STATUSES, "cancelled")
 
@@ -31,6 +33,10 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 def _inspector() -> sa.Inspector:
     return sa.inspect(op.get_bind())
+
+
+def _step_columns() -> set[str]:
+    return {c["name"] for c in _inspector().get_columns(STEPS)}
 
 
 def _step_check() -> str | None:
@@ -89,6 +95,9 @@ def upgrade() -> None:
         )
     if INDEX not in {i["name"] for i in _inspector().get_indexes(TABLE)}:
         op.create_index(INDEX, TABLE, ["run_id", "created_at"])
+    if REPLACEMENT not in _step_columns():
+        with op.batch_alter_table(STEPS, schema=None) as batch_op:
+            batch_op.add_column(sa.Column(REPLACEMENT, JSON, nullable=True))
     _replace_step_check(NEW_STEP_STATUSES)
 
 
@@ -96,6 +105,9 @@ def downgrade() -> None:
     # Nothing older knows the status: a cancelled step shows as failed.
     op.execute(sa.text(f"UPDATE {STEPS} SET status = 'failed' WHERE status = 'cancelled'"))
     _replace_step_check(OLD_STEP_STATUSES)
+    if REPLACEMENT in _step_columns():
+        with op.batch_alter_table(STEPS, schema=None) as batch_op:
+            batch_op.drop_column(REPLACEMENT)
     if _inspector().has_table(TABLE):
         if INDEX in {i["name"] for i in _inspector().get_indexes(TABLE)}:
             op.drop_index(INDEX, table_name=TABLE)
