@@ -266,7 +266,6 @@ class OrchestrationEvent(Base):
 
 
 OPERATOR_ACTIONS = ("abort", "retry", "skip")
-OPERATOR_VIAS = ("cli", "api", "page", "sensor")
 OPERATOR_OUTCOMES = ("accepted", "refused")
 
 
@@ -279,7 +278,6 @@ class OperatorAction(Base):
     __tablename__ = "operator_actions"
     __table_args__ = (
         CheckConstraint(_in("action", OPERATOR_ACTIONS), name="action"),
-        CheckConstraint(_in("via", OPERATOR_VIAS), name="via"),
         CheckConstraint(_in("outcome", OPERATOR_OUTCOMES), name="outcome"),
         Index("ix_operator_actions_run_id_created_at", "run_id", "created_at"),
     )
@@ -297,6 +295,8 @@ class OperatorAction(Base):
     step_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     action: Mapped[str] = mapped_column(String(16))
     by: Mapped[str] = mapped_column(String(200))
+    # cli, api, page or sensor (the lifecycle's caller); not a CHECK, so a new caller needs no
+    # migration.
     via: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The new input or the given output, masked (secrets never stored in clear).

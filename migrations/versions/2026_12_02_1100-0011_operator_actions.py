@@ -80,9 +80,6 @@ def upgrade() -> None:
                 _in("action", ("abort", "retry", "skip")), name=op.f("ck_operator_actions_action")
             ),
             sa.CheckConstraint(
-                _in("via", ("cli", "api", "page", "sensor")), name=op.f("ck_operator_actions_via")
-            ),
-            sa.CheckConstraint(
                 _in("outcome", ("accepted", "refused")), name=op.f("ck_operator_actions_outcome")
             ),
             sa.ForeignKeyConstraint(
