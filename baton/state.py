@@ -43,12 +43,26 @@ STEP_TRANSITIONS: dict[str, frozenset[str]] = {
     "waiting": frozenset({"running", "completed", "failed", "skipped", "pending"}),
     "failed": frozenset({"running", "skipped", "pending"}),
     # -> pending: a checkpoint's retry decision resets the retry step and what follows it.
-    "completed": frozenset({"pending"}),
+    # -> compensated: its compensation ran after the run was aborted or failed.
+    "completed": frozenset({"pending", "compensated"}),
     "skipped": frozenset({"pending"}),
     # An aborted run's step: terminal, as the run is.
     "cancelled": frozenset(),
+    # Undone by its compensation: no longer done, so a later retry of the run runs it again.
+    "compensated": frozenset({"pending", "running"}),
 }
 DONE_STEP_STATUSES = frozenset({"completed", "skipped"})
+
+COMPENSATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    # A claim (the sensor, an abort's fast path) moves NULL (or a completed earlier round)
+    # to pending; the compensation job's first op moves it to running.
+    "pending": frozenset({"pending", "running", "failed"}),
+    "running": frozenset({"completed", "failed", "running"}),
+    # An operator's re-run of the failed compensations.
+    "failed": frozenset({"pending"}),
+    # A retried run that fails again compensates the steps it completed since.
+    "completed": frozenset({"pending"}),
+}
 
 
 class IllegalTransition(Exception):

@@ -50,7 +50,17 @@ RUN_STATUSES = (
     "aborted",
     "awaiting_children",
 )
-STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "skipped", "cancelled")
+STEP_STATUSES = (
+    "pending",
+    "running",
+    "waiting",
+    "completed",
+    "failed",
+    "skipped",
+    "cancelled",
+    "compensated",
+)
+COMPENSATION_STATUSES = ("pending", "running", "completed", "failed")
 APPROVAL_STATUSES = ("pending", "decided", "resuming", "resumed", "expired", "cancelled")
 
 
@@ -105,6 +115,7 @@ class OrchestrationRun(Base):
         Index(
             "ix_orchestration_runs_parent_run_id_parent_step_id", "parent_run_id", "parent_step_id"
         ),
+        Index("ix_orchestration_runs_compensation", "compensation"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -149,6 +160,16 @@ class OrchestrationRun(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Compensation of completed steps after an abort or failure (baton.compensation): NULL is
+    # nothing to do, else pending|running|completed|failed. The claim names the segment that
+    # runs it; the compensation sensor takes over a claim not launched within its lease.
+    compensation: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    compensation_segment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    compensation_claimed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    compensation_claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    compensation_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OrchestrationStep(Base):
@@ -528,3 +549,38 @@ class LibraryFile(Base):
     # Every problem found in the file: {"line", "column", "path", "message", "text"}.
     errors: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StepCompensation(Base):
+    """The compensation of one completed step of an aborted or failed run, recorded like a
+    step: its attempts, the logical call (the idempotency key's counter), input and output."""
+
+    __tablename__ = "step_compensations"
+    __table_args__ = (
+        UniqueConstraint("run_id", "step_id", name="uq_step_compensations_run_id_step_id"),
+        CheckConstraint(_in("status", COMPENSATION_STATUSES), name="status"),
+        Index("ix_step_compensations_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(
+            "orchestration_runs.id",
+            ondelete="CASCADE",
+            name="fk_step_compensations_run_id_orchestration_runs",
+        )
+    )
+    step_id: Mapped[str] = mapped_column(String(100))
+    # Its place in the run's compensation: 1 undoes the step that completed last.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    agent: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    call_number: Mapped[int] = mapped_column(Integer, default=0)
+    input: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

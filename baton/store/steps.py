@@ -201,5 +201,6 @@ def _next_call(retry: bool) -> Any:
     current = OrchestrationStep.call_number
     if retry:
         return current + 1
-    fresh = (OrchestrationStep.status == "pending") | (current == 0)
+    # A compensated step runs again only on a deliberate retry of its run: a new call.
+    fresh = OrchestrationStep.status.in_(("pending", "compensated")) | (current == 0)
     return case((fresh, current + 1), else_=current)

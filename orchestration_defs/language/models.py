@@ -109,6 +109,29 @@ class RetrySpec(StrictModel):
         return self
 
 
+class CompensateSpec(StrictModel):
+    """``compensate:``: the agent call that undoes what a completed step did.
+
+    When a run is aborted or fails after such steps completed, their compensations run in
+    reverse order of completion (``baton.compensation``). Its ``with`` sees ``inputs``,
+    ``steps``, ``run`` and ``step`` (the compensated step: its ``input`` and ``output``).
+    """
+
+    agent: str = Field(description="Slug of the catalog agent that undoes the step.")
+    with_: Any = Field(
+        None, alias="with", description="Its input, templated (inputs, steps, run, step)."
+    )
+    timeout_seconds: float | None = Field(None, gt=0, le=86400 * 7)
+    retry: RetrySpec = Field(default_factory=RetrySpec)  # type: ignore[arg-type]
+    description: str | None = None
+
+
+# What a compensation's templates may use besides inputs, steps and run.
+COMPENSATE_ROOT = "step"
+# When compensations run unless an orchestration says otherwise.
+COMPENSATE_ON_DEFAULT = ("aborted", "failed")
+
+
 def _unset(value: Any) -> bool:
     # Keys added after definitions were first stored are left out of dumps when unset, so
     # the checksums of stored definitions do not change.
@@ -155,6 +178,21 @@ class StepSpec(StrictModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)  # type: ignore[arg-type]
     timeout_seconds: float | None = Field(None, gt=0, le=86400 * 7)
     description: str | None = None
+    compensate: CompensateSpec | None = Field(
+        None,
+        exclude_if=_unset,
+        description="Agent steps: the call that undoes the step when the run is aborted or fails.",
+    )
+
+    @field_validator("compensate")
+    @classmethod
+    def _compensate_on_agent(cls, value: Any, info: ValidationInfo) -> Any:
+        # A field validator, so the error points at the step's `compensate` key.
+        if value is not None and (info.data.get("checkpoint") or info.data.get("orchestration")):
+            raise ValueError(
+                "'compensate' applies only to agent steps (not checkpoint or orchestration steps)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> StepSpec:
@@ -253,6 +291,34 @@ class OrchestrationSpec(StrictModel):
                     f"'{missing[0]}'"
                 )
         return triggers
+
+    compensate_on: list[Literal["aborted", "failed"]] | None = Field(
+        None,
+        exclude_if=_unset,
+        description="When steps' compensations run: aborted, failed (default: both).",
+    )
+
+    @field_validator("compensate_on")
+    @classmethod
+    def _compensate_on(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
+        if not values:
+            raise ValueError("compensate_on needs at least one of: aborted, failed")
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ValueError(f"compensate_on names '{twice[0]}' twice")
+        return values
+
+    @property
+    def compensated_on(self) -> tuple[str, ...]:
+        """The run statuses after which compensations run."""
+        return tuple(self.compensate_on or COMPENSATE_ON_DEFAULT)
+
+    @property
+    def compensable_steps(self) -> list[StepSpec]:
+        """The steps with a ``compensate:``, in definition order."""
+        return [step for step in self.steps if step.compensate is not None]
 
     # Set only on copies made by `pinned()`; never read from YAML.
     _pinned: bool = PrivateAttr(default=False)

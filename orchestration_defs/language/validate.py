@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from orchestration_defs.language.errors import SpecError
 from orchestration_defs.language.graph import ancestors, find_cycles, template_strings
-from orchestration_defs.language.models import OrchestrationSpec
+from orchestration_defs.language.models import COMPENSATE_ROOT, OrchestrationSpec
 from orchestration_defs.language.templates import (
     TemplateError,
     is_template,
@@ -112,6 +112,7 @@ def _check_graph(
         for path, text in template_strings(step):
             extra = loop_names if path[0] == "with" else frozenset()
             deps.extend(_check_template(text, (*base, *path), ids, inputs, report, extra))
+        _check_compensate(step, base, ids, inputs, report, known_agents)
     _check_outputs(data, ids, inputs, report)
     for index, step, _step_id in steps:
         _check_retry_step(step, ("steps", index, "checkpoint"), graph, report)
@@ -135,6 +136,28 @@ def _check_agent(
     if check is not None:
         for path, message in check(step.get("with")):
             report.add((*base, "with", *path), f"agent '{agent}': {message}")
+
+
+def _check_compensate(
+    step: dict[str, Any],
+    base: Path,
+    ids: dict[str, int],
+    inputs: dict[str, Any],
+    report: _Reporter,
+    known_agents: Collection[str] | None,
+) -> None:
+    """A compensation's agent must be known and its ``with`` fit it and render: it may use
+    ``step`` (the compensated step) besides inputs, steps and run. Its references to steps
+    are no dependencies: it runs after the run ended."""
+    compensate = step.get("compensate")
+    if not isinstance(compensate, dict):
+        return
+    where: Path = (*base, "compensate")
+    _check_agent(compensate, where, report, known_agents)
+    for path, text in walk_strings(compensate.get("with"), ("with",)):
+        if is_template(text):
+            roots = frozenset({COMPENSATE_ROOT})
+            _check_template(text, (*where, *path), ids, inputs, report, roots)
 
 
 def _check_retry_step(
@@ -188,7 +211,12 @@ def _check_template(
         if name in LOOP_NAMES:
             report.add(path, f"'{name}' is defined only in the 'with' of a step with for_each")
             continue
-        report.add(path, f"unknown name '{name}' in template (use inputs, steps or run)")
+        allowed = (
+            "inputs, steps, run or step"
+            if COMPENSATE_ROOT in extra_roots
+            else ("inputs, steps or run")
+        )
+        report.add(path, f"unknown name '{name}' in template (use {allowed})")
     for name in sorted(refs.inputs - set(inputs)):
         report.add(path, f"unknown input '{name}' in template")
     for name in sorted(refs.steps - set(ids)):
