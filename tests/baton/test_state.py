@@ -57,6 +57,10 @@ LEGAL_STEP = {
     ("failed", "pending"),
     ("completed", "pending"),
     ("skipped", "pending"),
+    # A compensation undid the step; a later retry of the run runs it again.
+    ("completed", "compensated"),
+    ("compensated", "pending"),
+    ("compensated", "running"),
 }
 RUN_PAIRS = list(itertools.product(RUN_STATUSES, repeat=2))
 STEP_PAIRS = list(itertools.product(STEP_STATUSES, repeat=2))
@@ -97,13 +101,15 @@ def test_terminal_run_statuses() -> None:
 
 def test_done_step_statuses_only_leave_for_a_reset() -> None:
     assert {"completed", "skipped"} == DONE_STEP_STATUSES
-    for status in DONE_STEP_STATUSES:
-        assert STEP_TRANSITIONS[status] == frozenset({"pending"})
+    # A reset, or (a completed step only) its compensation after the run was aborted or failed.
+    assert STEP_TRANSITIONS["completed"] == frozenset({"pending", "compensated"})
+    assert STEP_TRANSITIONS["skipped"] == frozenset({"pending"})
 
 
 def test_no_status_leads_back_to_pending() -> None:
     assert sources_of(RUN_TRANSITIONS, "pending") == []
     assert sources_of(STEP_TRANSITIONS, "pending") == [
+        "compensated",
         "completed",
         "failed",
         "skipped",
