@@ -5,7 +5,9 @@ owner renews while its agent call runs (``orchestration_defs.compiler.heartbeat`
 is an orphan when its owner ended (SUCCESS, FAILURE or CANCELED in Dagster) while the step was
 still running, or when its heartbeat is older than the lease (a worker killed where the run
 launcher cannot tell). The reaper fails an orphan with the reason (event ``step.orphaned``) and
-fails its run, so an operator's retry or skip applies. A force-terminated (CANCELED) Dagster
+fails its run, so an operator's retry or skip applies; where the step's own ``retry:`` policy
+allows another attempt, the orphan is marked ``will_retry`` and the reaper retries it once the
+policy's delay passed (``baton.orphan_retry``). A force-terminated (CANCELED) Dagster
 run with no step running fails its Baton run too: *failed*, not aborted, because a failed run
 can still be retried or skipped from where it stopped, while an abort is final.
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from baton.orphan_retry import RetryPlan, plan_for, retry_spec
 from baton.state import IllegalTransition
 from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
@@ -100,7 +103,11 @@ def reap(
         found = known.get(attempt.owner) if attempt.owner else None
         status = found.status if found else None
         reason = orphan_reason(attempt, status, now, lease)
-        if reason is not None and attempt.owner and _fail_attempt(store, attempt, status, reason):
+        if (
+            reason is not None
+            and attempt.owner
+            and _fail_attempt(store, attempt, status, reason, now)
+        ):
             reaped.append(Reaped(attempt.run_id, attempt.step_id, attempt.owner, status, reason))
     for run_id, owner in runs.items():
         found = known.get(owner)
@@ -127,14 +134,28 @@ def _running_runs(store: RunStore) -> dict[uuid.UUID, str]:
         return {r.id: r.last_dagster_run_id for r in rows if r.last_dagster_run_id}
 
 
-def _fail_attempt(store: RunStore, attempt: Attempt, status: str | None, reason: str) -> bool:
+def _fail_attempt(
+    store: RunStore, attempt: Attempt, status: str | None, reason: str, now: datetime
+) -> bool:
     """One transaction: the CAS on the attempt, its event, and its run failed if the owner is
     still the run's latest segment. False when the attempt moved on meanwhile."""
     assert attempt.owner is not None
-    error = {"message": reason, "type": "OrphanedAttempt", "kind": "orphaned", "retryable": True}
     with store.session() as s:
         runs = RunsRepository(s)
         runs.lock(attempt.run_id)  # an operator's retry or abort waits, or wins first
+        run = runs.get(attempt.run_id)
+        # The run is failed (and so retried) only while this owner is its latest segment.
+        fails_run = (
+            run is not None and run.status == "running" and run.last_dagster_run_id == attempt.owner
+        )
+        retry = _retry_plan(s, run, attempt, now) if fails_run else None
+        error: dict[str, Any] = {
+            "message": reason,
+            "type": "OrphanedAttempt",
+            "kind": "orphaned",
+            "retryable": True,
+            **(retry.fields() if retry else {"will_retry": False}),
+        }
         steps = StepsRepository(s)
         if not steps.fail_orphan(
             attempt.run_id,
@@ -144,24 +165,28 @@ def _fail_attempt(store: RunStore, attempt: Attempt, status: str | None, reason:
             error=error,
         ):
             return False
-        run = runs.get(attempt.run_id)
         organization = run.organization if run else "global"
-        payload = {
+        payload: dict[str, Any] = {
             "step_id": attempt.step_id,
             "attempt": attempt.attempt,
             "dagster_run_id": attempt.owner,
             "dagster_status": status,
             "reason": reason,
+            **{k: error[k] for k in ("will_retry", "retry_at", "retry_policy") if k in error},
         }
         events = EventsRepository(s)
         events.append(
             organization=organization, type="step.orphaned", run_id=attempt.run_id, payload=payload
         )
-        if run is not None and run.status == "running" and run.last_dagster_run_id == attempt.owner:
-            _transition_failed(
-                s, attempt.run_id, organization, {"step_id": attempt.step_id, **error}
-            )
+        if fails_run:
+            message = f"{reason}; {retry.note}" if retry else reason
+            run_error = {"step_id": attempt.step_id, **error, "message": message}
+            _transition_failed(s, attempt.run_id, organization, run_error)
         return True
+
+
+def _retry_plan(s: Any, run: Any, attempt: Attempt, now: datetime) -> RetryPlan:
+    return plan_for(retry_spec(s, run, attempt.step_id), attempt.attempt, now)
 
 
 def _fail_run(store: RunStore, run_id: uuid.UUID, segment: str, error: dict[str, Any]) -> bool:

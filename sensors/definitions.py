@@ -19,7 +19,7 @@ from dagster._core.definitions.target import AutomationTarget
 
 from sensors.approvals import build_approval_sensor
 from sensors.children import build_children_sensor
-from sensors.reaper import baton_reaper_sensor
+from sensors.reaper import baton_reaper_sensor, build_reaper_sensor
 from sensors.run_failure import baton_run_failure_sensor
 from sensors.segment_status import baton_segment_status_sensor
 from sensors.timeouts import baton_checkpoint_timeout_sensor
@@ -34,20 +34,24 @@ def targeting(sensor: SensorDefinition, job_names: Sequence[str]) -> SensorDefin
 
 
 def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
-    """All of Baton's sensors; the approval and webhook sensors target the jobs named."""
+    """All of Baton's sensors; the approval, webhook, children and reaper sensors target the
+    jobs named (the reaper launches the retries of orphaned steps)."""
     sensors = [
         baton_run_failure_sensor,
         baton_checkpoint_timeout_sensor,
         webhook_delivery_sensor,
         baton_segment_status_sensor,
-        baton_reaper_sensor,
     ]
-    if job_names:
-        names = list(job_names)
-        sensors.append(targeting(build_approval_sensor(names), names))
-        sensors.append(targeting(build_webhook_sensor(names), names))
-        sensors.append(targeting(build_children_sensor(names), names))
-    return sensors
+    if not job_names:
+        return [*sensors, baton_reaper_sensor]
+    names = list(job_names)
+    return [
+        *sensors,
+        targeting(build_reaper_sensor(names), names),
+        targeting(build_approval_sensor(names), names),
+        targeting(build_webhook_sensor(names), names),
+        targeting(build_children_sensor(names), names),
+    ]
 
 
 def sensor_definitions(jobs: Sequence[JobDefinition | str]) -> Definitions:
