@@ -162,6 +162,11 @@ class WebhookSettings(BaseModel):
         ge=1,
         description="How often the webhook sensor turns inbox rows into runs.",
     )
+    fast_path: bool = Field(
+        True,
+        description="The API process that accepted a webhook starts its runs at once; the "
+        "sensor only launches what it did not (off: every run waits for a sensor tick).",
+    )
     delivery_interval_seconds: int = Field(
         EVERY_DAEMON_LOOP,
         ge=1,

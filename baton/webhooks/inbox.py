@@ -1,8 +1,10 @@
 """The inbox: accepted inbound webhooks, written before the sender gets its answer.
 
 The route stores a webhook here and only then answers 202, so an accepted webhook survives a
-sensor that is down or a crash. The webhook sensor reads pending rows after its cursor and
-marks each one processed (runs requested) or ignored (no trigger matched).
+sensor that is down or a crash. The accepting process then starts its runs itself (the fast
+path) and marks the row; the webhook sensor reads rows after its cursor and marks each one
+processed (runs requested or started), ignored (no trigger matched) or still pending (waiting
+for a job, or for a fast-path claim to start or expire; ``result`` says which).
 """
 
 from __future__ import annotations
@@ -39,19 +41,24 @@ class Inbox:
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def accept(self, *, source: str, organization: str, webhook_id: str, body: Any) -> bool:
-        """Store a verified webhook; False when this source already sent this id (a replay)."""
+    def accept(self, *, source: str, organization: str, webhook_id: str, body: Any) -> int | None:
+        """Store a verified webhook and return its row id; None when this source already
+        sent this id (a replay)."""
         try:
             with session_scope(self.url) as s:
-                s.add(
-                    WebhookInbox(
-                        source=source, organization=organization, webhook_id=webhook_id, body=body
-                    )
+                row = WebhookInbox(
+                    source=source, organization=organization, webhook_id=webhook_id, body=body
                 )
+                s.add(row)
                 s.flush()
+                return int(row.id)
         except IntegrityError:
-            return False  # the unique (source, webhook_id) refused it: stored once already
-        return True
+            return None  # the unique (source, webhook_id) refused it: stored once already
+
+    def get(self, inbox_id: int) -> InboxItem | None:
+        with session_scope(self.url) as s:
+            row = s.get(WebhookInbox, inbox_id)
+            return None if row is None else _item(row)
 
     def pending(
         self, *, after: int = 0, limit: int = 100, any_status: bool = False
@@ -79,8 +86,9 @@ class Inbox:
             return [_item(r) for r in s.scalars(query)]
 
     def mark(self, inbox_id: int, status: str, result: dict[str, Any]) -> None:
-        """Record what the sensor did with a webhook: ``processed``, ``ignored``, or still
-        ``pending`` (a trigger fired for a job the code location lacks; ``result`` says so)."""
+        """Record what became of a webhook: ``processed``, ``ignored``, or still ``pending``
+        (a trigger fired for a job the code location lacks, a fast-path claim has not started
+        or its launch failed; ``result`` says so)."""
         done = None if status == "pending" else utcnow()
         with session_scope(self.url) as s:
             s.execute(

@@ -8,19 +8,25 @@ valid (NUL, a lone surrogate), a non-finite number, nesting past BATON_API__MAX_
 a webhook-id over 255 characters (422, naming the field). A verified request whose
 ``webhook-id`` this source already sent answers 200 ``duplicate`` without storing it again, so
 a sender retrying after a lost answer sees success and no second run starts.
+
+Once the 202 is answered, this process starts the runs the webhook's triggers fire
+(``Lifecycle.start_from_webhook``, a background task like a decision's resume) unless
+``BATON_WEBHOOKS__FAST_PATH`` is off; the webhook sensor launches whatever it did not.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from baton.api.errors import error_response, error_responses
 from baton.api.metrics import webhooks_received, webhooks_refused
+from baton.lifecycle import Lifecycle
 from baton.settings import Settings
 from baton.webhooks.inbox import Inbox
 from baton.webhooks.signing import SignatureError, verify
@@ -34,6 +40,7 @@ from orchestration_defs.language.values import (
 )
 
 router = APIRouter(tags=["webhooks"])
+log = logging.getLogger(__name__)
 
 # A refused request for an unknown source is counted under this label, not the path's name,
 # so random names cannot grow the metric without bound.
@@ -101,8 +108,8 @@ def _refuse(source: str, reason: str, status: int, code: str, message: str) -> J
     },
     summary="Receive a signed webhook",
 )
-async def receive_webhook(source: str, request: Request) -> Any:
-    """Verify a Standard Webhooks signature and store the event for the webhook sensor."""
+async def receive_webhook(source: str, request: Request, background: BackgroundTasks) -> Any:
+    """Verify a Standard Webhooks signature, store the event, answer, then start its runs."""
     settings: Settings = request.app.state.settings
     url = settings.db_url
     found: Verification | None = await run_in_threadpool(
@@ -138,8 +145,22 @@ async def receive_webhook(source: str, request: Request) -> Any:
         webhook_id=webhook_id,
         body=payload,
     )
-    if not stored:
+    if stored is None:
         webhooks_refused.labels(source=source, reason="replay").inc()
         return JSONResponse({"status": "duplicate", "webhook_id": webhook_id}, status_code=200)
     webhooks_received.labels(source=source).inc()
-    return JSONResponse({"status": "accepted", "webhook_id": webhook_id}, status_code=202)
+    if settings.webhooks.fast_path:
+        # After the answer, in the threadpool: the sender never waits for a launch.
+        lifecycle = Lifecycle(request.app.state.store, request.app.state.dagster, via="api")
+        background.add_task(_start_runs, lifecycle, stored)
+    return JSONResponse(
+        {"status": "accepted", "webhook_id": webhook_id}, status_code=202, background=background
+    )
+
+
+def _start_runs(lifecycle: Lifecycle, inbox_id: int) -> None:
+    """The fast path; any failure leaves the webhook to the sensor (a claim expires)."""
+    try:
+        lifecycle.start_from_webhook(inbox_id)
+    except Exception as exc:  # the row is stored; the sensor is the safety net
+        log.warning("fast path of webhook row %s failed: %s", inbox_id, type(exc).__name__)
