@@ -407,6 +407,7 @@ def abort_tree(
         run = runs.transition(current, "aborted", error={"message": reason}, segment_id=None)
         cancel_open(s, run, reason)
         close_waiting_steps(s, current, reason)
+        StepsRepository(s).cancel_running(current, error={"message": reason, "type": "Aborted"})
         _event(s, run, "run.aborted", {"reason": reason, "by": "parent"})
         settle.append((run.id, "aborted", run.last_dagster_run_id, reason))
     return settle

@@ -78,6 +78,8 @@ class StepMemo:
 
     status: str
     output: Any
+    # An operator skipped the step with this output: later steps take it as a result.
+    given: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,13 +371,20 @@ class RunStore:
             row = StepsRepository(s).get(run_id, step_id)
             if row is None or row.status not in DONE_STEP_STATUSES:
                 return None
-            return StepMemo(row.status, row.output)
+            given = row.status == "skipped" and bool((row.error or {}).get("given_output"))
+            return StepMemo(row.status, row.output, given)
 
     def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
         """Changes an approver asked for on this step's input (a retry decision)."""
         with self.session() as s:
             row = StepsRepository(s).get(run_id, step_id)
             return row.input_override if row is not None else None
+
+    def input_replacement(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
+        """The input an operator's retry gave this step (replacing the rendered one)."""
+        with self.session() as s:
+            row = StepsRepository(s).get(run_id, step_id)
+            return row.input_replacement if row is not None else None
 
     def start_step(
         self,

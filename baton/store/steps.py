@@ -195,6 +195,37 @@ class StepsRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def set_input_replacement(
+        self, run_id: uuid.UUID, step_id: str, value: dict[str, Any] | None
+    ) -> None:
+        """An operator's new input: replaces the rendered one from the next attempt on."""
+        self.session.execute(
+            update(OrchestrationStep)
+            .where(OrchestrationStep.run_id == run_id, OrchestrationStep.step_id == step_id)
+            .values(input_replacement=value, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+    def cancel_running(self, run_id: uuid.UUID, *, error: dict[str, Any]) -> builtins.list[str]:
+        """Cancel the run's running attempts (its abort); returns their step ids. The
+        attempt's own late writes then fail their guard, and its lease renewals stop."""
+        now = utcnow()
+        ids = builtins.list(
+            self.session.scalars(
+                select(OrchestrationStep.step_id).where(
+                    OrchestrationStep.run_id == run_id, OrchestrationStep.status == "running"
+                )
+            )
+        )
+        if ids:
+            self.session.execute(
+                update(OrchestrationStep)
+                .where(OrchestrationStep.run_id == run_id, OrchestrationStep.status == "running")
+                .values(status="cancelled", error=error, finished_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
 
 def _next_call(retry: bool) -> Any:
     """The SQL for the call number a start records (the row's values before the update)."""

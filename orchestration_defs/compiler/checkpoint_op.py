@@ -28,7 +28,7 @@ from orchestration_defs.compiler.common import (
     require_active_segment,
     template_context,
 )
-from orchestration_defs.compiler.step_op import fail_unstartable, skip_reason
+from orchestration_defs.compiler.step_op import fail_unstartable, memo_result, skip_reason
 from orchestration_defs.language.checkpoint import CheckpointSpec, parse_duration
 from orchestration_defs.language.graph import retry_step_of, step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
@@ -49,7 +49,7 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
         continue_reexecution(context, store, run_id)
         memo = store.step_memo(run_id, step.id)
         if memo is not None:
-            yield Output({"status": memo.status, "output": memo.output}, "result")
+            yield Output(memo_result(memo), "result")
             return
         require_active_segment(context, store, run_id)
         results = {d: inputs[dep_input(d)] for d in deps}

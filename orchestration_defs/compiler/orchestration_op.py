@@ -30,7 +30,7 @@ from orchestration_defs.compiler.common import (
     require_active_segment,
     template_context,
 )
-from orchestration_defs.compiler.step_op import fail_unstartable, skip_reason
+from orchestration_defs.compiler.step_op import fail_unstartable, memo_result, skip_reason
 from orchestration_defs.language.graph import step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
 from orchestration_defs.language.templates import TemplateError, render
@@ -50,7 +50,7 @@ def build_orchestration_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinit
         memo = store.step_memo(run_id, step.id)
         if memo is not None:
             context.log.info(f"step '{step.id}' already {memo.status}: its children ended")
-            yield Output({"status": memo.status, "output": memo.output}, "result")
+            yield Output(memo_result(memo), "result")
             return
         require_active_segment(context, store, run_id)
         results = {d: inputs[dep_input(d)] for d in deps}

@@ -29,7 +29,7 @@ from baton.assets import asset_store
 from baton.settings import get_settings
 from baton.state import IllegalTransition
 from baton.store.durable import write_durably
-from baton.store.service import DeliverableRecord, RunStore, StartedCall, Superseded
+from baton.store.service import DeliverableRecord, RunStore, StartedCall, StepMemo, Superseded
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
@@ -64,7 +64,7 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         memo = store.step_memo(run_id, step.id)
         if memo is not None:
             context.log.info(f"step '{step.id}' already {memo.status}: reusing its output")
-            yield Output({"status": memo.status, "output": memo.output}, "result")
+            yield Output(memo_result(memo), "result")
             return
         results = {d: inputs[dep_input(d)] for d in deps}
         # Rendering counts inside the step's timeout: the templates and the call share it.
@@ -76,9 +76,14 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
             yield Output({"status": "skipped", "output": None}, "result")
             return
         agent: AgentResource = getattr(context.resources, agent_key)
-        result, records = _attempt(
-            context, store, agent, step, baton, results, max_retries, deadline
-        )
+        try:
+            result, records = _attempt(
+                context, store, agent, step, baton, results, max_retries, deadline
+            )
+        except _SkippedMeanwhile as skipped:
+            context.log.info(f"step '{step.id}' was skipped by an operator: reusing its output")
+            yield Output(memo_result(skipped.memo), "result")
+            return
         for record in records:
             yield _materialization(spec, step, run_id, context.run_id, record)
         yield Output({"status": "completed", "output": store.mask(result.output)}, "result")
@@ -93,6 +98,23 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         retry_policy=policy,
         tags={"baton/step": step.id, "baton/agent": step.agent or ""},
     )
+
+
+def memo_result(memo: StepMemo) -> dict[str, Any]:
+    """A finished step's result as later ops receive it; ``given`` marks an operator's skip
+    with an output, which later steps take as a result (they are not skipped after it)."""
+    result = {"status": memo.status, "output": memo.output}
+    if memo.given:
+        result["given"] = True
+    return result
+
+
+class _SkippedMeanwhile(Exception):
+    """An operator skipped the step between its memo check and its start."""
+
+    def __init__(self, memo: StepMemo) -> None:
+        super().__init__(f"skipped meanwhile ({memo.status})")
+        self.memo = memo
 
 
 def skip_reason(
@@ -110,7 +132,7 @@ def skip_reason(
     Raises:
         Failure: ``when`` does not render; the step and the run are failed first.
     """
-    if results and all(r["status"] == "skipped" for r in results.values()):
+    if results and all(r["status"] == "skipped" and not r.get("given") for r in results.values()):
         return "every step it depends on was skipped"
     if step.when is None:
         return None
@@ -158,6 +180,9 @@ def _attempt(
         )
     except TemplateError as exc:
         fail_unstartable(store, baton, step, str(exc))
+    replacement = store.input_replacement(run_id, step.id)
+    if replacement is not None:
+        rendered = replacement  # an operator's retry with a new input
     override = store.input_override(run_id, step.id)
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
@@ -174,6 +199,11 @@ def _attempt(
         )
     except Superseded as exc:  # another segment does this run's work now
         raise Failure(str(exc), allow_retries=False) from None
+    except IllegalTransition:
+        memo = store.step_memo(run_id, step.id)
+        if memo is None:
+            raise
+        raise _SkippedMeanwhile(memo) from None
     attempt = started.attempt
     request = AgentRequest(
         run_id=str(run_id),
