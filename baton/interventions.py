@@ -28,7 +28,10 @@ def step_state(status: str, error: dict[str, Any] | None) -> str:
 def retry_refusal(run_status: str, state: str, step_id: str) -> str | None:
     """Why the step cannot be retried now (None: it can)."""
     if state not in RETRYABLE_STEPS:
-        return f"step '{step_id}' is {state}; only a failed or orphaned step can be retried"
+        return (
+            f"step '{step_id}' is {state} (the run is {run_status}); only a failed or "
+            "orphaned step can be retried"
+        )
     if run_status != "failed":
         return (
             f"step '{step_id}' is {state} but the run is {run_status}; a failed or orphaned "
@@ -41,7 +44,8 @@ def skip_refusal(run_status: str, state: str, step_id: str) -> str | None:
     """Why the step cannot be skipped now (None: it can)."""
     if state not in SKIPPABLE_STEPS:
         return (
-            f"step '{step_id}' is {state}; only a failed, orphaned or pending step can be skipped"
+            f"step '{step_id}' is {state} (the run is {run_status}); only a failed, orphaned "
+            "or pending step can be skipped"
         )
     if state == "pending":
         if run_status in PENDING_SKIP_RUNS:
