@@ -72,6 +72,17 @@ def abort_refusal(run_status: str, run_id: object) -> str | None:
     )
 
 
+def compensation_refusal(run_id: object, compensation: str | None) -> str | None:
+    """Why no step of the run may be retried or skipped: its compensation was claimed, is
+    running or ran (its steps are being or were undone); None when it has none."""
+    if compensation is None:
+        return None
+    return (
+        f"run {run_id}: its compensation is {compensation}; a run whose completed steps are "
+        "being or were compensated is not retried or skipped"
+    )
+
+
 def continues_run(run_status: str, state: str) -> bool:
     """Whether an accepted skip continues the run in a new segment (a failed step of a
     failed run), rather than being recorded for the step op to reuse when it gets there."""

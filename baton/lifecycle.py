@@ -18,10 +18,13 @@ from typing import Any, Protocol
 from baton import segments
 from baton.approvals import Approvals, Claim, cancel_open
 from baton.children import Advance, Children, ChildRequest, abort_tree, close_waiting_steps
+from baton.compensation import Compensations, NotCompensable
+from baton.compensation import plan as plan_compensation
 from baton.db.models import HumanApproval, OrchestrationRun, OrchestrationStep
 from baton.edge import input_limits
 from baton.interventions import (
     abort_refusal,
+    compensation_refusal,
     continues_run,
     retry_refusal,
     skip_refusal,
@@ -299,6 +302,7 @@ class Lifecycle:
             self._settle(child_id, last, status, child_why)
         if run.parent_run_id is not None:
             self.child_ended(run.id)
+        self.launch_compensation(run.id)
         return run
 
     def _abort(
@@ -330,6 +334,8 @@ class Lifecycle:
                 run_id, error={"message": message, "type": "Aborted"}
             )
             below = abort_tree(s, run_id, f"{message} (a run above it)")
+            # In the abort's transaction: planned once; launched after the commit.
+            plan_compensation(s, run, "aborted")
             audit = AuditRepository(s).record(entry, outcome="accepted", message=message)
             EventsRepository(s).append(
                 organization=run.organization,
@@ -346,6 +352,44 @@ class Lifecycle:
                 },
             )
         return run, below
+
+    # compensation -------------------------------------------------------------------------
+
+    def compensate(
+        self, run_id: uuid.UUID, *, by: str, organization: str | None = None
+    ) -> Launched:
+        """An operator's compensation of a failed or aborted run's completed steps (a failed
+        compensation: its failed ones again); launched from this process.
+
+        Raises:
+            LifecycleError: no such run (in ``organization``), or its state does not allow
+                it (code conflict, the state named).
+        """
+        with self.store.session() as s:
+            _run(s, run_id, organization)
+        try:
+            Compensations(self.store).request(run_id, by=by, via=self.via)
+        except NotCompensable as exc:
+            raise LifecycleError("conflict", str(exc)) from exc
+        launched = self.launch_compensation(run_id)
+        return launched or Launched(run_id, error="claimed by another process")
+
+    def launch_compensation(self, run_id: uuid.UUID) -> Launched | None:
+        """The fast path of a planned compensation: claim it and launch its segment from
+        this process (None: nothing pending, or another caller claimed it). A failed launch
+        hands it to the compensation sensor with the reason."""
+        if self.launcher is None:
+            return None  # the compensation sensor claims it at its next tick
+        compensations = Compensations(self.store)
+        segment = compensations.claim(run_id, by=self.via)
+        if segment is None:
+            return None
+        launched = self._launch(segment, fail_run=False)
+        if launched.dagster_run_id is not None:
+            compensations.launched(segment, dagster_run_id=launched.dagster_run_id, by=self.via)
+        else:
+            compensations.release(segment, reason=launched.error or "not launched")
+        return launched
 
     # child runs ---------------------------------------------------------------------------
 
@@ -498,7 +542,9 @@ class Lifecycle:
                 raise Refused(entry, f"step '{step_id}' in run {run_id}", code="not_found")
             state = step_state(step.status, step.error)
             rule = retry_refusal if request.action == "retry" else skip_refusal
-            refusal = rule(run.status, state, step_id)
+            refusal = compensation_refusal(run.id, run.compensation) or rule(
+                run.status, state, step_id
+            )
             if refusal is not None:
                 raise Refused(entry, refusal)
             value = self._checked_value(request, entry)

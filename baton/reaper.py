@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from baton.compensation import plan as plan_compensation
 from baton.orphan_retry import RetryPlan, plan_for, retry_spec
 from baton.state import IllegalTransition
 from baton.store.events import EventsRepository
@@ -209,6 +210,9 @@ def _transition_failed(s: Any, run_id: uuid.UUID, organization: str, error: dict
     EventsRepository(s).append(
         organization=organization, type="run.failed", run_id=run_id, payload=error
     )
+    run = RunsRepository(s).get(run_id)
+    if run is not None:  # an orphan's failure compensates as any failure does
+        plan_compensation(s, run, "failed")
     return True
 
 

@@ -32,6 +32,10 @@ CONTINUES_TAG = "baton/continues"
 DECISION_TAG = "baton/decision"
 LAUNCHED_BY_TAG = "baton/launched_by"
 USER_TAG = "baton/user"
+# A segment that runs a run's compensations (baton.compensation), not its steps.
+COMPENSATION_TAG = "baton/compensation"
+# The compensation job of a job: ``<job>__compensate``.
+COMPENSATION_SUFFIX = "__compensate"
 # Lineage of a child run's segments (docs/sub-orchestrations.md): filtering the Dagster UI by
 # ROOT_TAG lists every segment of a tree below its root.
 PARENT_RUN_TAG = "baton/parent_run_id"
@@ -48,6 +52,18 @@ def job_for(slug: str, version: int, newest: int | None) -> str:
     if newest is None or newest == version:
         return job_name(slug)
     return pinned_job_name(slug, version)
+
+
+def compensation_job(job: str) -> str:
+    """The job that runs the compensations of a run of ``job``."""
+    return f"{job}{COMPENSATION_SUFFIX}"
+
+
+def compensated_job(job: str) -> str | None:
+    """The job whose runs ``job`` compensates; None if it is no compensation job."""
+    if job.endswith(COMPENSATION_SUFFIX):
+        return job[: -len(COMPENSATION_SUFFIX)]
+    return None
 
 
 def segment_of_dagster_run(run: Any) -> str:

@@ -51,8 +51,10 @@ from baton.library import (
     stored_job_spec,
     sync_library,
 )
+from baton.segments import compensated_job, compensation_job
 from baton.settings import Settings, get_settings
 from baton.store.service import RunStore
+from orchestration_defs.compiler.compensation_job import build_compensation_job
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import default_resources
 from orchestration_defs.language.models import OrchestrationSpec
@@ -90,6 +92,14 @@ def _initialize(settings: Settings, resources: Mapping[str, ResourceDefinition])
     newest = [item.spec for item in synced.newest]
     specs = [*newest, *pinned_specs(RunStore(settings.db_url), newest)]
     jobs: dict[str, JobBuilder] = {spec.job_name: _builder(spec, resources) for spec in specs}
+    # A spec with compensable steps has its compensation job too (`<job>__compensate`).
+    jobs.update(
+        {
+            compensation_job(spec.job_name): _compensation_builder(spec, resources)
+            for spec in specs
+            if spec.compensable_steps
+        }
+    )
     sensors = library_sensors(list(jobs))
     if synced.problems:
         jobs[PROBLEMS_JOB] = lambda: problems_job(synced.problems)
@@ -118,6 +128,17 @@ def _repository(data: RepositoryData, problems: Sequence[FileProblem] = ()) -> R
 def _builder(spec: OrchestrationSpec, resources: Mapping[str, ResourceDefinition]) -> JobBuilder:
     def build() -> JobDefinition:
         return with_resources(build_job(spec), resources)
+
+    return build
+
+
+def _compensation_builder(
+    spec: OrchestrationSpec, resources: Mapping[str, ResourceDefinition]
+) -> JobBuilder:
+    def build() -> JobDefinition:
+        built = build_compensation_job(spec)
+        assert built is not None  # listed only for specs with compensable steps
+        return with_resources(built, resources)
 
     return build
 
@@ -235,6 +256,11 @@ class StoredJobs(RepositoryData):
         if job_name == PROBLEMS_JOB:
             problems = library_problems(self._store)
             return problems_job(problems) if problems else None
+        compensated = compensated_job(job_name)
+        if compensated is not None:
+            spec = stored_job_spec(self._store, compensated)
+            built = build_compensation_job(spec) if spec is not None else None
+            return with_resources(built, self._resources) if built is not None else None
         spec = stored_job_spec(self._store, job_name)
         return with_resources(build_job(spec), self._resources) if spec is not None else None
 

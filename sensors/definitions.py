@@ -17,8 +17,10 @@ from dagster import Definitions, JobDefinition, SensorDefinition
 # several names; this is the type both are turned into.
 from dagster._core.definitions.target import AutomationTarget
 
+from baton.segments import compensated_job
 from sensors.approvals import build_approval_sensor
 from sensors.children import build_children_sensor
+from sensors.compensation import baton_compensation_sensor, build_compensation_sensor
 from sensors.reaper import baton_reaper_sensor, build_reaper_sensor
 from sensors.run_failure import baton_run_failure_sensor
 from sensors.segment_status import baton_segment_status_sensor
@@ -35,7 +37,8 @@ def targeting(sensor: SensorDefinition, job_names: Sequence[str]) -> SensorDefin
 
 def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
     """All of Baton's sensors; the approval, webhook, children and reaper sensors target the
-    jobs named (the reaper launches the retries of orphaned steps)."""
+    jobs named (the reaper launches the retries of orphaned steps), the compensation sensor
+    the compensation jobs among them."""
     sensors = [
         baton_run_failure_sensor,
         baton_checkpoint_timeout_sensor,
@@ -43,7 +46,7 @@ def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
         baton_segment_status_sensor,
     ]
     if not job_names:
-        return [*sensors, baton_reaper_sensor]
+        return [*sensors, baton_reaper_sensor, baton_compensation_sensor]
     names = list(job_names)
     return [
         *sensors,
@@ -51,7 +54,15 @@ def library_sensors(job_names: Sequence[str]) -> list[SensorDefinition]:
         targeting(build_approval_sensor(names), names),
         targeting(build_webhook_sensor(names), names),
         targeting(build_children_sensor(names), names),
+        _compensation_sensor(names),
     ]
+
+
+def _compensation_sensor(names: Sequence[str]) -> SensorDefinition:
+    """The compensation sensor, targeting the compensation jobs (none: it launches nothing)."""
+    jobs = [name for name in names if compensated_job(name) is not None]
+    sensor = build_compensation_sensor(jobs)
+    return targeting(sensor, jobs) if jobs else sensor
 
 
 def sensor_definitions(jobs: Sequence[JobDefinition | str]) -> Definitions:

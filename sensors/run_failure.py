@@ -10,7 +10,7 @@ import uuid
 
 from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
 
-from baton.segments import RUN_TAG, segment_of_dagster_run
+from baton.segments import COMPENSATION_TAG, RUN_TAG, segment_of_dagster_run
 from orchestration_defs.compiler.resources import BatonStoreResource
 
 
@@ -24,8 +24,8 @@ def baton_run_failure_sensor(
     context: RunFailureSensorContext, baton_store: BatonStoreResource
 ) -> None:
     tag = context.dagster_run.tags.get(RUN_TAG)
-    if not tag:
-        return
+    if not tag or context.dagster_run.tags.get(COMPENSATION_TAG):
+        return  # a compensation job records its own failures (baton.compensation)
     message = context.failure_event.message or "the Dagster run failed"
     changed = baton_store.store().fail_run_of_segment(
         uuid.UUID(tag),

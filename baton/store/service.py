@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from baton.assets import AssetStore
+from baton.compensation import plan as plan_compensation
 from baton.db.engine import session_scope
 from baton.db.models import (
     Deliverable,
@@ -326,6 +327,9 @@ class RunStore:
             EventsRepository(s).append(
                 organization=run.organization, type="run.failed", run_id=run_id, payload=error
             )
+            # In the failure's transaction: planned exactly once; the compensation sensor
+            # launches it (a run worker has no launcher).
+            plan_compensation(s, run, "failed")
             return True
 
     def fail_run_of_segment(
