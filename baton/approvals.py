@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from baton import segments
+from baton.compensation import plan as plan_compensation
 from baton.db.models import HumanApproval, OrchestrationRun, User, utcnow
 from baton.state import TERMINAL_RUN_STATUSES, IllegalTransition
 from baton.store.approvals import ApprovalsRepository
@@ -599,6 +600,8 @@ def _abort(s: Session, approval: HumanApproval, run: OrchestrationRun) -> None:
     RunsRepository(s).transition(run.id, "aborted", error={"message": reason})
     ApprovalsRepository(s).transition(approval.id, "resumed")
     _event(s, run, "run.aborted", {"approval_id": str(approval.id), "reason": reason})
+    # Launched by the compensation sensor (an abort decision launches nothing itself).
+    plan_compensation(s, run, "aborted")
 
 
 def _spec(s: Session, run: OrchestrationRun) -> OrchestrationSpec:
@@ -657,6 +660,7 @@ def _apply_timeout(s: Session, approval: HumanApproval, action: str, now: dateti
         target = "aborted" if action == "abort" else "failed"
         RunsRepository(s).transition(run.id, target, error={"message": reason})
         _event(s, run, f"run.{target}", {"reason": reason})
+        plan_compensation(s, run, target)
     return True
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from baton import segments
 from baton.approvals import cancel_open
+from baton.compensation import plan as plan_compensation
 from baton.db.models import OrchestrationEvent, OrchestrationRun, OrchestrationStep, utcnow
 from baton.edge import input_limits
 from baton.settings import get_settings
@@ -291,6 +292,7 @@ class Children:
         parent = RunsRepository(s).transition(parent.id, "failed", error=error, segment_id=None)
         _event(s, parent, "step.failed", {"step_id": step.step_id, "will_retry": False, **error})
         _event(s, parent, "run.failed", error)
+        plan_compensation(s, parent, "failed")
         advance = Advance(ended=parent.id if parent.parent_run_id else None)
         advance.settle.append((parent.id, "failed", parent.last_dagster_run_id, error["message"]))
         reason = f"a sibling failed: {error['message']}"
@@ -409,6 +411,7 @@ def abort_tree(
         close_waiting_steps(s, current, reason)
         StepsRepository(s).cancel_running(current, error={"message": reason, "type": "Aborted"})
         _event(s, run, "run.aborted", {"reason": reason, "by": "parent"})
+        plan_compensation(s, run, "aborted")  # the compensation sensor launches it
         settle.append((run.id, "aborted", run.last_dagster_run_id, reason))
     return settle
 

@@ -24,6 +24,12 @@ def test_ui_lists_one_job_per_library_file_and_a_launchpad_run_completes(
     jobs = {j["name"] for j in repos[0]["jobs"]} - {"__ASSET_JOB"}
     library = get_settings().library_dirs[0]
     expected = {p.stem.replace("-", "_") for p in library.glob("*.yaml")}
+    # An example with compensable steps has its compensation job too.
+    expected |= {
+        p.stem.replace("-", "_") + "__compensate"
+        for p in library.glob("*.yaml")
+        if "\n    compensate:" in p.read_text()
+    }
     assert jobs == expected
 
     launched = launch(deployment, "hello", {"inputs": {"name": "Launchpad"}})

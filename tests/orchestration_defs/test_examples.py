@@ -21,6 +21,7 @@ from agent_resources.registry import agent_resources
 from baton.approvals import ApprovalError, Approvals
 from baton.settings import SHIPPED_LIBRARY
 from baton.store.service import RunStore
+from orchestration_defs.compiler.compensation_job import build_compensation_job
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import BatonStoreResource
 from orchestration_defs.language.library import load_file
@@ -243,3 +244,42 @@ def test_marketing_campaign_runs_the_swarm_both_image_generators_and_an_approval
     # Both generators' images are deliverables of the hero step.
     names = sorted(d.name for d in store.deliverables(run_id) if d.type == "image")
     assert len(names) == 2 and all(n.startswith("image-generator-") for n in names)
+
+
+def test_an_aborted_announcement_takes_back_what_it_published(
+    dagster_instance: DagsterInstance, target: FakeServer
+) -> None:
+    from baton.compensation import Compensations
+    from sensors.compensation import evaluate
+
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    users(url, ("erin", ["editors"]))
+    job = _job("announcement.yaml", url)
+    loaded, _ = load_file(
+        Path(SHIPPED_LIBRARY) / "announcement.yaml", known_agents=agent_input_checks()
+    )
+    assert loaded is not None
+    compensation_job = build_compensation_job(loaded.spec)
+    assert compensation_job is not None
+    run_id = _start(job, dagster_instance, url, title="Launch day")
+    Approvals(RunStore(url)).decide(
+        pending(url, run_id).id, user="erin", decision="abort", comment="not yet"
+    )
+    assert tick(dagster_instance, url, job) == []  # the abort is carried out; nothing resumes
+    # An abort decision launches nothing itself: the compensation sensor does.
+    compensations = Compensations(RunStore(url))
+    [request], waiting = evaluate(compensations, {compensation_job.name})
+    assert waiting == []
+    launch(compensation_job, dagster_instance, url, request, resources=agent_resources())
+    published = _published(target)
+    assert [(p["channel"], p.get("action")) for p in published] == [
+        ("blog", None),
+        ("newsletter", None),
+        ("newsletter", "retract"),
+        ("blog", "unpublish"),
+    ]
+    assert published[3]["published"] == {"id": "post-1"}
+    run = RunStore(url).get_run(run_id)
+    assert (run.status, run.compensation) == ("aborted", "completed")
+    keys = [r.headers["idempotency-key"] for r in target.calls("POST", "/publish")]
+    assert keys[2:] == [f"{run_id}:newsletter:compensate:1", f"{run_id}:blog:compensate:1"]
