@@ -519,6 +519,11 @@ class Lifecycle:
             self._undo_step_action(prepared, launched.error or "the segment did not start")
         return launched
 
+    def plan_again(self, run_id: uuid.UUID, segment_id: str, *, user: str) -> segments.SegmentPlan:
+        """The plan of a segment already made the run's active one but lost before Dagster
+        stored its run: the same segment id, so asking for it again is the same segment."""
+        return self._plan(run_id, user=user, segment_id=segment_id)
+
     # helpers ----------------------------------------------------------------------------
 
     def _step_action(self, request: StepRequest) -> Prepared:
@@ -574,7 +579,10 @@ class Lifecycle:
                 "audit_id": str(audit_id),
             }
             if request.action == "retry":
-                payload.update(new_input=request.given, new_call=new_call)
+                # The segment named, so a launch lost after this commit can be asked again.
+                payload.update(
+                    new_input=request.given, new_call=new_call, segment_id=segment.segment_id
+                )
             else:
                 payload.update(output_given=request.given, ahead=not launch)
             EventsRepository(s).append(
@@ -632,6 +640,8 @@ class Lifecycle:
         start from failed presents the same call (and key) again. Anything else goes back
         to pending, so its next start is a new call; a new input replaces the rendered one.
         """
+        # The retry takes (or, an operator's, overtakes) any the reaper had scheduled for it.
+        steps.take_retry(request.run_id, request.step_id)
         if state == "orphaned" and not request.given:
             return False
         steps.transition(request.run_id, request.step_id, "pending", error=None)
@@ -679,7 +689,9 @@ class Lifecycle:
                 organization=run.organization, type="run.failed", run_id=run_id, payload=error
             )
 
-    def _plan(self, run_id: uuid.UUID, *, user: str) -> segments.SegmentPlan:
+    def _plan(
+        self, run_id: uuid.UUID, *, user: str, segment_id: str | None = None
+    ) -> segments.SegmentPlan:
         with self.store.session() as s:
             run = RunsRepository(s).get(run_id)
             if run is None:
@@ -691,7 +703,7 @@ class Lifecycle:
             inputs = dict(run.inputs)
             lineage = segments.lineage_tags(run)
         tags = {**lineage, segments.LAUNCHED_BY_TAG: self.via, segments.USER_TAG: user}
-        return segments.plan(run_id, job=job, inputs=inputs, tags=tags)
+        return segments.plan(run_id, job=job, inputs=inputs, tags=tags, segment_id=segment_id)
 
     def _settle(
         self, run_id: uuid.UUID, last_dagster_run_id: str | None, status: str, reason: str

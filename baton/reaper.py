@@ -164,6 +164,7 @@ def _fail_attempt(
             attempt=attempt.attempt,
             owner=attempt.owner,
             error=error,
+            retry_at=retry.retry_at if retry else None,
         ):
             return False
         organization = run.organization if run else "global"

@@ -182,6 +182,7 @@ class OrchestrationStep(Base):
         Index("ix_orchestration_steps_run_id_position", "run_id", "position"),
         Index("ix_orchestration_steps_dagster_run_id", "dagster_run_id"),
         Index("ix_orchestration_steps_status", "status"),
+        Index("ix_orchestration_steps_retry_at", "retry_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -208,6 +209,10 @@ class OrchestrationStep(Base):
     # Set by an operator's retry with a new input: replaces the rendered input from the next
     # attempt on (a new logical call), until another operator retry gives another one.
     input_replacement: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    # When the reaper retries this orphaned attempt under the step's retry policy; NULL once
+    # the retry is taken (by the reaper or an operator) or the step moves on. Indexed: the
+    # reaper's tick reads only the due ones, whatever the history.
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -5,13 +5,14 @@ from __future__ import annotations
 import builtins
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from baton.db.models import OrchestrationStep, utcnow
+from baton.db.models import OrchestrationRun, OrchestrationStep, utcnow
 from baton.state import DONE_STEP_STATUSES, STEP_TRANSITIONS, IllegalTransition, sources_of
 
 
@@ -87,7 +88,8 @@ class StepsRepository:
             IllegalTransition: not allowed from the current status, or a newer attempt started.
         """
         now = utcnow()
-        values: dict[str, Any] = {"status": target, "updated_at": now, **fields}
+        # Any move of the step supersedes a policy retry the reaper had scheduled for it.
+        values: dict[str, Any] = {"status": target, "updated_at": now, "retry_at": None, **fields}
         if target in DONE_STEP_STATUSES or target == "failed":
             values.setdefault("finished_at", now)
         result = self.session.execute(
@@ -161,18 +163,62 @@ class StepsRepository:
         ).all()
 
     def fail_orphan(
-        self, run_id: uuid.UUID, step_id: str, *, attempt: int, owner: str, error: dict[str, Any]
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        attempt: int,
+        owner: str,
+        error: dict[str, Any],
+        retry_at: datetime | None = None,
     ) -> bool:
         """Fail the attempt if it is still this owner's running attempt (a CAS on step,
-        attempt and owner): a live retry that started meanwhile is never touched."""
+        attempt and owner): a live retry that started meanwhile is never touched. ``retry_at``:
+        when the reaper retries it under the step's policy (None: it does not)."""
         now = utcnow()
         result = self.session.execute(
             update(OrchestrationStep)
             .where(*self._lease(run_id, step_id, attempt, owner))
-            .values(status="failed", error=error, finished_at=now, updated_at=now)
+            .values(
+                status="failed", error=error, finished_at=now, updated_at=now, retry_at=retry_at
+            )
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def due_retries(
+        self, now: datetime, *, limit: int = 100
+    ) -> builtins.list[tuple[uuid.UUID, str]]:
+        """Failed steps of failed runs whose policy retry is due at ``now``, oldest first:
+        (run, step). A range of the ``retry_at`` index (the column is cleared once a retry is
+        taken), so the tick's cost follows the retries due, not the history."""
+        rows = self.session.execute(
+            select(OrchestrationStep.run_id, OrchestrationStep.step_id)
+            .join(OrchestrationRun, OrchestrationRun.id == OrchestrationStep.run_id)
+            .where(
+                OrchestrationStep.retry_at <= now,
+                OrchestrationStep.status == "failed",
+                OrchestrationRun.status == "failed",
+            )
+            .order_by(OrchestrationStep.retry_at, OrchestrationStep.id)
+            .limit(limit)
+        ).all()
+        return [(run_id, step_id) for run_id, step_id in rows]
+
+    def take_retry(self, run_id: uuid.UUID, step_id: str) -> bool:
+        """Clear the step's scheduled policy retry (it is taken now, or overtaken by an
+        operator's); False when there was none."""
+        result = self.session.execute(
+            update(OrchestrationStep)
+            .where(
+                OrchestrationStep.run_id == run_id,
+                OrchestrationStep.step_id == step_id,
+                OrchestrationStep.retry_at.is_not(None),
+            )
+            .values(retry_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     @staticmethod
     def _lease(run_id: uuid.UUID, step_id: str, attempt: int, owner: str) -> builtins.list[Any]:

@@ -26,6 +26,7 @@ from agent_resources.base import AgentRequest, AgentResult
 from agent_resources.catalog import agent_catalog
 from agent_resources.resources import AgentResource
 from baton.assets import asset_store
+from baton.retry_policy import retry_policy
 from baton.settings import get_settings
 from baton.state import IllegalTransition
 from baton.store.durable import write_durably
@@ -43,7 +44,6 @@ from orchestration_defs.compiler.common import (
     template_context,
 )
 from orchestration_defs.compiler.heartbeat import heartbeat
-from orchestration_defs.compiler.retry import retry_policy
 from orchestration_defs.language.graph import step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
 from orchestration_defs.language.templates import TemplateError, render, truthy
