@@ -365,14 +365,21 @@ class Lifecycle:
             LifecycleError: no such run (in ``organization``), or its state does not allow
                 it (code conflict, the state named).
         """
+        self.prepare_compensation(run_id, by=by, organization=organization)
+        launched = self.launch_compensation(run_id)
+        return launched or Launched(run_id, error="claimed by another process")
+
+    def prepare_compensation(
+        self, run_id: uuid.UUID, *, by: str, organization: str | None = None
+    ) -> list[str]:
+        """The guarded half of ``compensate``: the compensation pending (planned, or its
+        failed steps reopened); returns the steps it undoes, in order."""
         with self.store.session() as s:
             _run(s, run_id, organization)
         try:
-            Compensations(self.store).request(run_id, by=by, via=self.via)
+            return Compensations(self.store).request(run_id, by=by, via=self.via)
         except NotCompensable as exc:
             raise LifecycleError("conflict", str(exc)) from exc
-        launched = self.launch_compensation(run_id)
-        return launched or Launched(run_id, error="claimed by another process")
 
     def launch_compensation(self, run_id: uuid.UUID) -> Launched | None:
         """The fast path of a planned compensation: claim it and launch its segment from

@@ -202,6 +202,12 @@ class RunDetail(RunSummary):
     segments: list[Segment] = Field(description="Dagster runs of this run, oldest first.")
 
 
+class CompensationStarted(BaseModel):
+    run_id: str
+    compensation: str = Field(description="The run's compensation status after the request.")
+    steps: list[str] = Field(description="The steps it undoes, in the order they run.")
+
+
 class StepAction(BaseModel):
     run_id: str
     step_id: str

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from baton.cli import compensation as compensation_cli
 from baton.cli.output import dumps, error, run_summary, step_summary
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
@@ -50,6 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("step_id", metavar="STEP")
         p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
         p.set_defaults(func=step_action, action=action)
+    compensation_cli.add_parser(runs)
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -133,6 +135,7 @@ def show_run(args: argparse.Namespace) -> int:
             {"sequence": e.sequence, "type": e.type, "payload": e.payload, "at": e.created_at}
             for e in detail.events
         ],
+        "compensation": compensation_cli.compensation_summary(store, detail.run),
     }
     if args.json:
         print(dumps(body))
@@ -148,6 +151,8 @@ def show_run(args: argparse.Namespace) -> int:
     for s in detail.steps:
         extra = f"  error: {s.error.get('message') or s.error.get('reason')}" if s.error else ""
         print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{extra}")
+    for line in compensation_cli.compensation_lines(body["compensation"]):
+        print(line)
     if body["deliverables"]:
         print("deliverables:")
         for d in body["deliverables"]:

@@ -1,4 +1,5 @@
-"""Orchestration runs: launch, list, detail, abort, and retry or skip a failed step."""
+"""Orchestration runs: launch, list, detail, abort, retry or skip a failed step, and
+compensate a failed or aborted run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from baton.api.deps import get_dagster, get_settings_of, get_store, limiter
 from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import RunFilters, runs_page, scoped_run
-from baton.api.schemas import Launched, LaunchRequest, RunDetail, RunPage, RunSummary, StepAction
+from baton.api.schemas import (
+    CompensationStarted,
+    Launched,
+    LaunchRequest,
+    RunDetail,
+    RunPage,
+    RunSummary,
+    StepAction,
+)
 from baton.db.models import OrchestrationRun
 from baton.edge import input_limits
 from baton.lifecycle import Lifecycle, LifecycleError
@@ -206,6 +215,38 @@ def abort_run(
     except LifecycleError as exc:
         raise _api_error(exc) from exc
     return views.run_summary(run)
+
+
+@router.post(
+    "/{run_id}/compensate",
+    status_code=202,
+    response_model=CompensationStarted,
+    responses=error_responses(401, 403, 404, 409),
+)
+def compensate_run(
+    run_id: uuid.UUID,
+    background: BackgroundTasks,
+    principal: Principal = Depends(require("operator")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+    dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
+) -> CompensationStarted:
+    """Undo the completed steps of a failed or aborted run with their `compensate:` calls,
+    the last completed first, in a compensation job launched right after the answer (a
+    failed compensation: its failed steps again, the completed ones kept).
+
+    409 names the state when it does not apply: the run has not ended or completed, its
+    compensation is pending, running or completed already, or no compensable step completed.
+    """
+    lifecycle = Lifecycle(store, dagster, via="api")
+    try:
+        steps = lifecycle.prepare_compensation(
+            run_id, by=principal.user_name, organization=principal.organization
+        )
+    except LifecycleError as exc:
+        raise _api_error(exc) from exc
+    background.add_task(lifecycle.launch_compensation, run_id)
+    status = store.get_run(run_id).compensation or "pending"
+    return CompensationStarted(run_id=str(run_id), compensation=status, steps=steps)
 
 
 @router.post(
