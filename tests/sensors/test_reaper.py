@@ -21,6 +21,9 @@ from orchestration_defs.compiler.resources import BatonStoreResource
 from sensors.reaper import baton_reaper_sensor
 from tests.baton.lifecycle_world import Recorder
 from tests.helpers import compile_text
+from tests.orchestration_defs.calls_server import CallsServer
+from tests.sensors import reaper_world as world
+from tests.sensors.reaper_world import server
 
 TWO_STEPS = """
 slug: two
@@ -34,6 +37,8 @@ steps:
     agent: echo
 """
 PLAN = [StepPlan("a", "agent", "echo"), StepPlan("b", "agent", "echo")]
+
+__all__ = ["server"]  # the fixture, used by name
 
 
 def _dagster_run(instance: DagsterInstance, run_id: uuid.UUID, status: DagsterRunStatus) -> str:
@@ -74,11 +79,11 @@ def _events(url: str, run_id: uuid.UUID, type_: str) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("ended", [DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE])
 def test_a_step_of_an_ended_dagster_run_is_failed_and_can_be_retried(
-    dagster_instance: DagsterInstance, ended: DagsterRunStatus
+    dagster_instance: DagsterInstance, ended: DagsterRunStatus, server: CallsServer
 ) -> None:
     url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
-    compile_text(TWO_STEPS, url)
-    run_id, owner = _mid_step(url, dagster_instance, ended)
+    job = world.setup(world.flow(), url)  # b's call goes to a local HTTP server
+    run_id, owner = world.mid_step(url, dagster_instance, ended)
 
     _tick(dagster_instance, url)
 
@@ -88,15 +93,33 @@ def test_a_step_of_an_ended_dagster_run_is_failed_and_can_be_retried(
     assert f"ended {ended.value}" in str(orphaned["reason"])
     run = RunStore(url).get_run(run_id)
     assert run.status == "failed" and (run.error or {})["kind"] == "orphaned"
-    # The operator's retry is accepted now (it answered 409 on a running step) and a second
-    # tick changes nothing.
+    # The operator's retry is accepted now (it answered 409 on a running step). The orphan's
+    # call may have reached the agent, so the step stays failed with its call (and key) until
+    # the new segment starts it; a second tick changes nothing meanwhile.
     recorder = Recorder()
     launched = Lifecycle(RunStore(url), recorder, via="api").retry_step(run_id, "b", by="ops")
     assert launched.error is None and len(recorder.launches) == 1
-    assert _statuses(url, run_id) == {"a": "completed", "b": "pending"}
+    b = world.step(url, run_id, "b")
+    assert (b.status, b.attempt, b.call_number) == ("failed", 1, 1)
     _tick(dagster_instance, url)
     assert len(_events(url, run_id, "step.orphaned")) == 1
     assert RunStore(url).get_run(run_id).status == "running"
+    assert _statuses(url, run_id) == {"a": "completed", "b": "failed"}
+
+    (segment,) = recorder.launches
+    result = job.execute_in_process(
+        run_config=segment.run_config,
+        tags=segment.all_tags,
+        instance=dagster_instance,
+        raise_on_error=False,
+    )
+
+    assert result.success
+    assert RunStore(url).get_run(run_id).status == "completed"
+    # One key for the logical call: the retried attempt presented call 1 again.
+    assert server.keys == [f"{run_id}:b:1"]
+    b = world.step(url, run_id, "b")
+    assert (b.status, b.attempt, b.call_number) == ("completed", 2, 1)
 
 
 def test_a_live_step_is_left_alone(dagster_instance: DagsterInstance) -> None:
