@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PORT ?= 3000
 API_PORT ?= $(or $(BATON_API__PORT),8080)
 
-.PHONY: install lock audit up test test-fast lint typecheck db-upgrade openapi clean
+.PHONY: install lock audit up test test-fast test-faults lint typecheck db-upgrade openapi clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -51,6 +51,10 @@ test: $(STAMP)
 ## test-fast: everything but the tests that start Dagster processes
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+## test-faults: the fault-injection tests (kill -9 of a deployment, Postgres stopped), serially
+test-faults: $(STAMP)
+	$(BIN)/pytest tests/faults -m fault -p no:xdist
 
 ## lint: ruff (lint and format check) and mypy
 lint: $(STAMP)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 HANG = "hang"  # answer nothing and wait for the client to close the connection
+HOLD = "hold"  # answer 200 once ``CallsServer.released`` is set (or the client went away)
 
 
 @dataclass
@@ -26,12 +27,13 @@ class Call:
 
 
 class CallsServer:
-    """Answers POSTs from a script: each item is an HTTP status or ``HANG``; after the script
-    every call answers 200 with ``{"ok": true, "call": n}``."""
+    """Answers POSTs from a script: each item is an HTTP status, ``HANG`` or ``HOLD``; after
+    the script every call answers 200 with ``{"ok": true, "call": n}``."""
 
     def __init__(self, script: list[int | str] | None = None) -> None:
         self.script = list(script or [])
         self.calls: list[Call] = []
+        self.released = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -75,6 +77,9 @@ class CallsServer:
                 if action == HANG:
                     self._wait_for_close(call)
                     return
+                if action == HOLD:
+                    server.released.wait(300)
+                    action = 200
                 payload = json.dumps({"ok": action == 200, "call": number}).encode()
                 self.send_response(int(action))
                 self.send_header("Content-Type", "application/json")
