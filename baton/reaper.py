@@ -212,7 +212,9 @@ def _transition_failed(s: Any, run_id: uuid.UUID, organization: str, error: dict
         organization=organization, type="run.failed", run_id=run_id, payload=error
     )
     run = RunsRepository(s).get(run_id)
-    if run is not None:  # an orphan's failure compensates as any failure does
+    # An orphan's failure compensates as any failure does, once its retry policy is done: a
+    # planned compensation would refuse the policy retry the reaper scheduled.
+    if run is not None and not error.get("will_retry"):
         plan_compensation(s, run, "failed")
     return True
 

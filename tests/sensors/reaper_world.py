@@ -39,8 +39,10 @@ SLUG = "two"
 PLAN = [StepPlan("a", "agent", "publisher"), StepPlan("b", "agent", "publisher")]
 
 
-def flow(retry: str = "{max_attempts: 1}") -> str:
-    """Step ``a`` then ``b``, both publishers; ``b`` with the ``retry:`` given."""
+def flow(retry: str = "{max_attempts: 1}", *, undo_a: bool = False) -> str:
+    """Step ``a`` then ``b``, both publishers; ``b`` with the ``retry:`` given, ``a`` with a
+    ``compensate:`` if ``undo_a``."""
+    undo = "compensate: {agent: publisher, with: {channel: retract, summary: undo}}"
     return textwrap.dedent(
         f"""
         slug: {SLUG}
@@ -50,6 +52,7 @@ def flow(retry: str = "{max_attempts: 1}") -> str:
           - id: a
             agent: publisher
             with: {{channel: news, summary: first}}
+            {undo if undo_a else ""}
           - id: b
             needs: [a]
             agent: publisher

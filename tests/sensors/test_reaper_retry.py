@@ -176,3 +176,23 @@ def test_a_retry_segment_dagster_holds_is_not_asked_again(
 
     assert requests_of(tick(dagster_instance, url, now + timedelta(seconds=600))) == []
     assert events(url, run_id, "segment.relaunch_requested") == []
+
+
+def test_a_compensation_waits_for_the_retry_policy(dagster_instance: DagsterInstance) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    setup(flow("{max_attempts: 2}", undo_a=True), url)
+    run_id, _ = mid_step(url, dagster_instance, DagsterRunStatus.CANCELED)
+    now = datetime.now(UTC)
+
+    # The orphan's failure is not the run's end while its policy allows another attempt: no
+    # compensation is planned (it would refuse the retry), and the retry goes ahead.
+    (request,) = requests_of(tick(dagster_instance, url, now))
+
+    assert events(url, run_id, "run.compensation_planned") == []
+    assert RunStore(url).get_run(run_id).status == "running"
+    # Exhausted, the failure is the run's end: a's compensation is planned.
+    orphan_again(url, dagster_instance, request)
+    tick(dagster_instance, url, now + timedelta(seconds=10))
+    assert RunStore(url).get_run(run_id).status == "failed"
+    (planned,) = events(url, run_id, "run.compensation_planned")
+    assert planned["steps"] == ["a"]
