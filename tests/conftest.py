@@ -7,6 +7,7 @@ CI they are skipped when it is unreachable; in CI (CI=true) a missing server fai
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,10 +54,21 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'baton-test.db'}"
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head by ``alembic upgrade head``, once per test process."""
+    path = tmp_path_factory.mktemp("template") / "baton-template.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    get_engine(url).dispose()  # closed, so the file holds every page (no WAL left behind)
+    return path
+
+
 @pytest.fixture
-def sqlite_db(sqlite_url: str) -> str:
-    """A SQLite database migrated to head (``alembic upgrade head``)."""
-    migrate.upgrade(sqlite_url)
+def sqlite_db(sqlite_url: str, sqlite_template: Path) -> str:
+    """A SQLite database at head: a copy of the migrated template (a migration per test
+    costs about 0.5 s; tests/baton/db migrates empty and old schemas themselves)."""
+    shutil.copyfile(sqlite_template, make_url(sqlite_url).database or "")
     return sqlite_url
 
 
@@ -64,35 +76,64 @@ def _pg_admin_engine():  # type: ignore[no-untyped-def]
     return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty Postgres database, dropped afterwards."""
+def _create_database(template: str | None = None) -> str:
+    """A new Postgres database (a copy of ``template`` if given); its URL."""
     name = f"baton_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     admin = _pg_admin_engine()
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     except Exception as exc:
-        admin.dispose()
         if IN_CI:
             pytest.fail(f"Postgres is required in CI but unreachable at {PG_ADMIN_URL}: {exc}")
         pytest.skip(f"Postgres unreachable at {PG_ADMIN_URL}: {exc}")
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
     finally:
-        get_engine(url).dispose()
-        get_engine.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(url: str) -> None:
+    get_engine(url).dispose()
+    get_engine.cache_clear()
+    admin = _pg_admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
-def pg_db(pg_url: str) -> str:
-    """A Postgres database migrated to head."""
-    migrate.upgrade(pg_url)
-    return pg_url
+def pg_url() -> Iterator[str]:
+    """A fresh, empty Postgres database, dropped afterwards."""
+    url = _create_database()
+    try:
+        yield url
+    finally:
+        _drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A Postgres database migrated to head by ``alembic upgrade head``, once per test
+    process; ``pg_db`` copies it. Created on first use, so SQLite-only runs never touch Postgres."""
+    url = _create_database()
+    try:
+        migrate.upgrade(url)
+        get_engine(url).dispose()  # CREATE DATABASE ... TEMPLATE needs it unconnected
+        get_engine.cache_clear()
+        yield make_url(url).database or ""
+    finally:
+        _drop_database(url)
+
+
+@pytest.fixture
+def pg_db(pg_template: str) -> Iterator[str]:
+    """A Postgres database at head (a copy of the migrated template), dropped afterwards."""
+    url = _create_database(template=pg_template)
+    try:
+        yield url
+    finally:
+        _drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
