@@ -4,7 +4,8 @@ Every waiting state Baton has is either progressing or listed here with its reas
 approvals no one claimed (is the daemon running?), claimed approvals whose segment has not
 started (the launch failed, the job is missing, the claimer died), runs launched that no
 Dagster run picked up, step attempts still running past their lease (orphans the reaper has
-not failed: is the daemon running ``baton_reaper_sensor``?), webhooks in the inbox that started
+not failed: is the daemon running ``baton_reaper_sensor``?), compensations planned or claimed
+but not started (``baton.compensation``), webhooks in the inbox that started
 no run, invalid library files, and child runs (``baton.doctor_children``: parents not resumed,
 launches claimed but not started, children waiting for a slot, the last said to be progressing
 while a sibling runs).
@@ -41,6 +42,7 @@ KINDS = (
     "approval_not_launched",
     "run_not_started",
     "step_orphaned",
+    "compensation_not_started",
     "webhook",
     "library",
     *CHILD_KINDS,
@@ -83,6 +85,7 @@ def waiting_on_system(
         *_not_launched(s, now),
         *_runs_not_started(s, now),
         *_orphaned_steps(s, now, timedelta(seconds=get_settings().sensors.step_lease_seconds)),
+        *_compensations_not_started(s, now, lease),
         *_webhooks(s, now),
         *_library(s),
         *child_waits(s, now, GRACE, lease, Waiting),
@@ -196,6 +199,36 @@ def _orphaned_steps(s: Session, now: datetime, lease: timedelta) -> list[Waiting
         )
         for r in rows
     ]
+
+
+def _compensations_not_started(s: Session, now: datetime, lease: timedelta) -> list[Waiting]:
+    """Compensations planned but not started: unclaimed for over GRACE (the compensation
+    sensor claims them within a daemon loop), or claimed and not started past the lease."""
+    run = OrchestrationRun
+    rows = s.scalars(
+        select(run)
+        .where(run.compensation == "pending", run.deleted_at.is_(None))
+        .order_by(run.finished_at)
+    )
+    waiting = []
+    for r in rows:
+        claimed = _aware(r.compensation_claimed_at)
+        since = claimed or _aware(r.finished_at)
+        why = f" (last launch: {r.compensation_error})" if r.compensation_error else ""
+        if claimed is None and since is not None and since < now - GRACE:
+            reason = (
+                "planned but not claimed: baton_compensation_sensor has not launched it (is "
+                f"the Dagster daemon running?){why}"
+            )
+        elif claimed is not None and claimed < now - lease:
+            reason = (
+                f"claimed by {r.compensation_claimed_by or '?'} but not started past its "
+                f"lease ({lease.total_seconds():g} s); the compensation sensor takes it over{why}"
+            )
+        else:
+            continue
+        waiting.append(Waiting("compensation_not_started", str(r.id), since, reason, str(r.id)))
+    return waiting
 
 
 def _webhooks(s: Session, now: datetime) -> list[Waiting]:

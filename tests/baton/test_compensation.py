@@ -249,3 +249,27 @@ def test_the_guard_names_the_compensation_state() -> None:
     for status in COMPENSATION_TRANSITIONS:
         message = compensation_refusal("r1", status)
         assert message is not None and f"its compensation is {status}" in message
+
+
+def test_doctor_lists_a_compensation_not_started_until_it_starts(db_url: str) -> None:
+    from baton.doctor import waiting_on_system
+
+    store = RunStore(db_url)
+    run_id = undoable_run(db_url)
+    store.fail_run(run_id, {"message": "d failed"})
+
+    def listed(after: float) -> list[str]:
+        with store.session() as s:
+            found = waiting_on_system(s, now=utcnow() + timedelta(seconds=after))
+        return [w.reason for w in found if w.kind == "compensation_not_started"]
+
+    assert listed(0) == []  # the sensor has a daemon loop to claim it
+    [unclaimed] = listed(60)
+    assert "planned but not claimed" in unclaimed
+    segment = Compensations(store).claim(run_id, by="cli")
+    assert segment is not None
+    assert listed(30) == []  # within the claim's lease
+    [stale] = listed(120)
+    assert "claimed by cli but not started past its lease" in stale
+    Compensations(store).begin(run_id, segment.segment_id)
+    assert listed(120) == []
