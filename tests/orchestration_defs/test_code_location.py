@@ -193,3 +193,40 @@ def test_a_run_worker_without_the_job_fails_clearly(library: Path) -> None:
     with pytest.raises(subprocess.CalledProcessError) as failed:
         _run_worker(f"missing_{uuid.uuid4().hex[:6]}")
     assert "no stored definition has this job name" in failed.value.stderr
+
+
+UNDOABLE = """
+slug: undo-me
+name: Undo me
+version: 1
+steps:
+  - id: greet
+    agent: echo
+    with: {text: hi}
+    compensate: {agent: echo, with: {undo: "{{ step.output.text }}"}}
+"""
+
+
+def test_a_spec_with_compensable_steps_lists_its_compensation_job_and_sensor(
+    library: Path,
+) -> None:
+    (library / "u.yaml").write_text(UNDOABLE)
+    repository = build_definitions()
+    names = set(repository.job_names)
+    assert {"alpha", "beta", "undo_me", "undo_me__compensate"} <= names
+    assert "alpha__compensate" not in names  # no compensable step, no job
+    job = repository.get_job("undo_me__compensate")
+    assert [node.name for node in job.nodes] == ["undo_me__compensate__run"]
+    sensor = repository.get_sensor_def("baton_compensation_sensor")
+    assert [t.job_name for t in sensor.targets] == ["undo_me__compensate"]
+
+
+def test_a_run_worker_builds_a_compensation_job_from_the_stored_spec(library: Path) -> None:
+    (library / "u.yaml").write_text(UNDOABLE)
+    build_definitions()
+    for file in library.iterdir():
+        file.unlink()
+    result = _run_worker("undo_me__compensate")
+    assert result["job"] == "undo_me__compensate"
+    assert result["built"] == ["undo_me__compensate"]
+    assert {"baton_store", "agent_echo"} <= set(result["resources"])  # type: ignore[call-overload]
