@@ -21,11 +21,13 @@ The one owner of the concept (docs/reliability.md, "Compensation"):
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,8 @@ from orchestration_defs.language.models import OrchestrationSpec
 
 if TYPE_CHECKING:
     from baton.store.service import RunStore
+
+log = logging.getLogger(__name__)
 
 # The key step id of a compensation's calls: ``<run>:<step>:compensate:<call>``.
 KEY_SUFFIX = ":compensate"
@@ -87,7 +91,15 @@ def spec_of(s: Session, run: OrchestrationRun) -> OrchestrationSpec | None:
     raw = s.scalar(
         select(OrchestrationDefinition.spec).where(OrchestrationDefinition.id == run.definition_id)
     )
-    return OrchestrationSpec.model_validate(raw) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        return OrchestrationSpec.model_validate(raw)
+    except ValidationError:
+        # Stored by an older Baton whose language differed: it has no compensate: either,
+        # and a run's failure must never fail on it.
+        log.warning("definition of run %s does not validate; nothing to compensate", run.id)
+        return None
 
 
 def compensable(s: Session, run: OrchestrationRun, spec: OrchestrationSpec) -> list[Planned]:
