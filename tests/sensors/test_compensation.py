@@ -1,0 +1,54 @@
+"""The compensation sensor: launches planned compensations once, says why it waits."""
+
+from __future__ import annotations
+
+from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
+
+from baton.compensation import Compensations
+from baton.segments import COMPENSATION_TAG, RUN_TAG, SEGMENT_TAG
+from baton.store.service import RunStore
+from orchestration_defs.compiler.resources import BatonStoreResource
+from sensors.compensation import build_compensation_sensor, evaluate
+from tests.baton.test_compensation import undoable_run
+
+JOB = "undoable__compensate"
+
+
+def _tick(instance: DagsterInstance, url: str, jobs: list[str]) -> SensorResult | SkipReason:
+    context = build_sensor_context(
+        instance=instance, resources={"baton_store": BatonStoreResource(database_url=url)}
+    )
+    result = build_compensation_sensor(jobs)(context)
+    assert isinstance(result, SensorResult | SkipReason)
+    return result
+
+
+def test_a_failed_run_is_launched_once_with_the_segment_tags(
+    dagster_instance: DagsterInstance,
+) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    run_id = undoable_run(url)
+    RunStore(url).fail_run(run_id, {"message": "d failed"})
+    first = _tick(dagster_instance, url, [JOB])
+    assert isinstance(first, SensorResult)
+    [request] = first.run_requests or []
+    assert request.job_name == JOB
+    assert request.tags[RUN_TAG] == str(run_id) and request.tags[COMPENSATION_TAG] == "true"
+    run = RunStore(url).get_run(run_id)
+    assert request.tags[SEGMENT_TAG] == run.compensation_segment
+    assert run.compensation_claimed_by == "sensor"
+    again = _tick(dagster_instance, url, [JOB])
+    assert isinstance(again, SkipReason)
+    assert "no compensation waiting" in (again.skip_message or "")
+
+
+def test_a_missing_compensation_job_waits_with_the_reason(db_url: str) -> None:
+    run_id = undoable_run(db_url)
+    store = RunStore(db_url)
+    store.fail_run(run_id, {"message": "d failed"})
+    requests, waiting = evaluate(Compensations(store), set())
+    assert requests == []
+    assert waiting == [f"run {run_id}: job '{JOB}' is not in the code location"]
+    run = store.get_run(run_id)
+    assert (run.compensation, run.compensation_claimed_by) == ("pending", None)
+    assert run.compensation_error == f"job '{JOB}' is not in the code location"
