@@ -196,3 +196,21 @@ def test_a_compensation_waits_for_the_retry_policy(dagster_instance: DagsterInst
     assert RunStore(url).get_run(run_id).status == "failed"
     (planned,) = events(url, run_id, "run.compensation_planned")
     assert planned["steps"] == ["a"]
+
+
+def test_a_retry_segment_dagster_created_and_never_submitted_is_asked_again(
+    dagster_instance: DagsterInstance,
+) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    setup(flow("{max_attempts: 2}"), url)
+    run_id, _ = mid_step(url, dagster_instance, DagsterRunStatus.CANCELED)
+    now = datetime.now(UTC)
+    (request,) = requests_of(tick(dagster_instance, url, now))
+    # The daemon created the run and died before submitting it: Dagster resubmits a
+    # NOT_STARTED run when its run key is requested again, so the reaper asks again.
+    dagster_run(dagster_instance, run_id, DagsterRunStatus.NOT_STARTED, dict(request.tags))
+
+    (again,) = requests_of(tick(dagster_instance, url, now + timedelta(seconds=62)))
+
+    assert again.run_key == request.run_key
+    assert len(events(url, run_id, "segment.relaunch_requested")) == 1
