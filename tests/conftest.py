@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance, instance_for_test
@@ -112,6 +113,11 @@ def pg_url() -> Iterator[str]:
         _drop_database(url)
 
 
+def _dagster_storage(url: str) -> dict[str, Any]:
+    """Instance overrides putting Dagster's storage in the database at ``url``."""
+    return {"storage": {"postgres": {"postgres_url": url.replace("+psycopg2", "")}}}
+
+
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A Postgres database migrated to head by ``alembic upgrade head``, once per test
@@ -119,6 +125,10 @@ def pg_template() -> Iterator[str]:
     url = _create_database()
     try:
         migrate.upgrade(url)
+        # Dagster's storage schema too: an instance on a database that has it starts in
+        # about 0.1 s instead of 1.4 s (dagster-postgres creates and stamps its tables).
+        with instance_for_test(overrides=_dagster_storage(url)):
+            pass
         get_engine(url).dispose()  # CREATE DATABASE ... TEMPLATE needs it unconnected
         get_engine.cache_clear()
         yield make_url(url).database or ""
@@ -157,7 +167,6 @@ def dagster_instance(request: pytest.FixtureRequest) -> Iterator[DagsterInstance
             yield instance
         return
     url = request.getfixturevalue("pg_db")
-    overrides = {"storage": {"postgres": {"postgres_url": url.replace("+psycopg2", "")}}}
-    with instance_for_test(overrides=overrides) as instance:
+    with instance_for_test(overrides=_dagster_storage(url)) as instance:
         instance.baton_db_url = url  # type: ignore[attr-defined]
         yield instance
