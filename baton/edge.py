@@ -13,6 +13,8 @@ from orchestration_defs.language.values import ValueLimits, check_text, check_va
 
 # The decision comment's own bound (the API's schema says the same).
 MAX_COMMENT_CHARS = 5000
+# An operator action's reason (retry, skip, abort): a comment too.
+MAX_REASON_CHARS = MAX_COMMENT_CHARS
 
 
 def input_limits(settings: Settings) -> ValueLimits:
@@ -38,3 +40,14 @@ def check_decision(
         check_value(modifications, "modifications", input_limits(settings))
     if comment is not None:
         check_text(comment, "comment", max_chars=MAX_COMMENT_CHARS)
+
+
+def check_reason(reason: str | None) -> str | None:
+    """An operator action's reason is valid text within ``MAX_REASON_CHARS``.
+
+    Raises:
+        ValueProblem: naming ``reason``.
+    """
+    if reason is None:
+        return None
+    return check_text(reason, "reason", max_chars=MAX_REASON_CHARS)

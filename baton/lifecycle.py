@@ -61,19 +61,23 @@ class Launcher(Protocol):
 
 
 class LifecycleError(Exception):
-    """A change that cannot be made now: ``code`` is not_found or conflict."""
+    """A change that cannot be made now: ``code`` is not_found, conflict or invalid (then
+    ``field`` names the value refused)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.field = field
 
 
 class Refused(LifecycleError):
     """An operator action the state does not allow (or whose value is invalid); the refusal
     is recorded in the audit log (``entry``) in a transaction of its own."""
 
-    def __init__(self, entry: ActionRecord, message: str, code: str = "conflict") -> None:
-        super().__init__(code, message)
+    def __init__(
+        self, entry: ActionRecord, message: str, code: str = "conflict", field: str | None = None
+    ) -> None:
+        super().__init__(code, message, field)
         self.entry = entry
 
 
@@ -628,11 +632,12 @@ class Lifecycle:
                 f"{field}: expected a JSON object (it replaces the step's rendered input), "
                 f"got {type(request.value).__name__}",
                 code="invalid",
+                field=field,
             )
         try:
             return check_value(request.value, field, input_limits(get_settings()))
         except ValueProblem as exc:
-            raise Refused(entry, str(exc), code="invalid") from exc
+            raise Refused(entry, str(exc), code="invalid", field=exc.field) from exc
 
     def _details(self, request: StepRequest, value: Any) -> dict[str, Any]:
         if not request.given:

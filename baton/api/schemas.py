@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from baton.edge import MAX_REASON_CHARS
+
 
 def _utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything Baton stores is UTC.
@@ -93,9 +95,16 @@ class RunPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
+# baton.state.STEP_TRANSITIONS (a test checks they agree): cancelled is a step of an aborted
+# run that was running, compensated one undone by its compensation.
+StepStatus = Literal[
+    "pending", "running", "waiting", "completed", "failed", "skipped", "cancelled", "compensated"
+]
+
+
 class Step(BaseModel):
     step_id: str
-    status: str
+    status: StepStatus
     attempt: int
     agent: str | None
     input: Any = None
@@ -213,6 +222,62 @@ class StepAction(BaseModel):
     step_id: str
     action: Literal["retry", "skip"]
     status: str = Field(description="The run's status after the request.")
+    audit_id: str | None = Field(None, description="The audit log entry of this action.")
+    launched: bool = Field(
+        True,
+        description="A new segment starts (false: a pending step skipped ahead, which the "
+        "run's own segment reuses when it gets there).",
+    )
+
+
+_REASON = Field(
+    None, max_length=MAX_REASON_CHARS, description="Why (kept in the audit log, masked)."
+)
+
+
+class RetryRequest(Strict):
+    reason: str | None = _REASON
+    input: dict[str, Any] | None = Field(
+        None,
+        description="Replaces the step's rendered input from this attempt on (a new logical "
+        "call); left out, the step runs with its rendered input (an orphaned step keeps its "
+        "call and idempotency key).",
+    )
+
+
+class SkipRequest(Strict):
+    reason: str | None = _REASON
+    output: Any = Field(
+        None,
+        description="The step's output: later steps take it as its result. Left out, the "
+        "step is skipped (output null) and steps that need only it are skipped too.",
+    )
+
+
+class AbortRequest(Strict):
+    reason: str | None = _REASON
+
+
+class AuditEntry(BaseModel):
+    id: str
+    run_id: str
+    step_id: str | None
+    action: Literal["retry", "skip", "abort"]
+    by: str = Field(description="Who: the user name of the token, or the CLI's --as.")
+    via: str = Field(description="Where from: api, cli, page, sensor.")
+    reason: str | None
+    details: dict[str, Any] = Field(description="The new input or given output (masked).")
+    run_status: str | None = Field(description="The run's status when the action was asked.")
+    step_status: str | None = Field(
+        description="The step's status then (orphaned: a failed attempt the reaper ended)."
+    )
+    outcome: Literal["accepted", "refused"]
+    message: str | None = Field(description="What was done, or why it was refused.")
+    at: UtcDatetime
+
+
+class AuditLog(BaseModel):
+    items: list[AuditEntry] = Field(description="Oldest first.")
 
 
 # approvals ----------------------------------------------------------------------------------

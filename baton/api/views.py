@@ -15,6 +15,7 @@ from baton.cli.approvals import approval_view
 from baton.db.models import (
     ApprovalVote,
     HumanApproval,
+    OperatorAction,
     OrchestrationDefinition,
     OrchestrationEvent,
     OrchestrationRun,
@@ -54,6 +55,24 @@ def step(row: OrchestrationStep) -> schemas.Step:
         dagster_run_id=row.dagster_run_id,
         started_at=row.started_at,
         finished_at=row.finished_at,
+    )
+
+
+def audit_entry(row: OperatorAction) -> schemas.AuditEntry:
+    return schemas.AuditEntry(
+        id=str(row.id),
+        run_id=str(row.run_id),
+        step_id=clean(row.step_id),
+        action=row.action,
+        by=clean(row.by),
+        via=row.via,
+        reason=clean(row.reason),
+        details=clean(row.details or {}),
+        run_status=row.run_status,
+        step_status=row.step_status,
+        outcome=row.outcome,
+        message=clean(row.message),
+        at=row.created_at,
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from baton.db.models import OrchestrationRun, OrchestrationStep
+from baton.db.models import OperatorAction, OrchestrationRun, OrchestrationStep
 
 
 def _default(value: Any) -> Any:
@@ -55,4 +55,28 @@ def step_summary(step: OrchestrationStep) -> dict[str, Any]:
         "dagster_run_id": step.dagster_run_id,
         "started_at": step.started_at,
         "finished_at": step.finished_at,
+    }
+
+
+def utc(value: datetime) -> datetime:
+    """A stored time with its UTC offset (SQLite hands back naive datetimes)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def audit_summary(row: OperatorAction) -> dict[str, Any]:
+    """One audit log entry as ``baton runs show --json`` prints it (the API's AuditEntry)."""
+    return {
+        "id": str(row.id),
+        "run_id": str(row.run_id),
+        "step_id": row.step_id,
+        "action": row.action,
+        "by": row.by,
+        "via": row.via,
+        "reason": row.reason,
+        "details": row.details or {},
+        "run_status": row.run_status,
+        "step_status": row.step_status,
+        "outcome": row.outcome,
+        "message": row.message,
+        "at": utc(row.created_at),
     }

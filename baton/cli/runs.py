@@ -1,4 +1,4 @@
-"""``baton runs list`` and ``baton runs show ID``."""
+"""``baton runs list|tree|show`` and the operator actions ``abort``, ``retry``, ``skip``."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from baton.cli import compensation as compensation_cli
-from baton.cli.output import dumps, error, run_summary, step_summary
+from baton.cli.output import audit_summary, dumps, error, run_summary, step_summary
+from baton.edge import check_reason, input_limits
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
-from baton.lifecycle import Lifecycle, LifecycleError
+from baton.lifecycle import Launched, Lifecycle, LifecycleError
 from baton.lineage import run_tree
 from baton.settings import get_settings
+from baton.store.audit import AuditRepository
 from baton.store.service import RunStore, UnknownRun
+from orchestration_defs.language.values import ValueProblem, parse_json
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -40,18 +44,36 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=show_run)
     p = runs.add_parser("abort", help="abort a run that has not ended")
     p.add_argument("run_id", type=uuid.UUID, metavar="ID")
-    p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
+    _operator_arguments(p)
     p.set_defaults(func=abort_run)
-    for action, text in (
-        ("retry", "run a failed step of a failed run again"),
-        ("skip", "mark a failed step of a failed run skipped and continue"),
-    ):
-        p = runs.add_parser(action, help=text)
-        p.add_argument("run_id", type=uuid.UUID, metavar="ID")
-        p.add_argument("step_id", metavar="STEP")
-        p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
-        p.set_defaults(func=step_action, action=action)
+    p = runs.add_parser("retry", help="run a failed or orphaned step of a failed run again")
+    p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+    p.add_argument("step_id", metavar="STEP")
+    _operator_arguments(p)
+    p.add_argument(
+        "--input",
+        metavar="JSON|@FILE",
+        help="a JSON object replacing the step's rendered input (a new logical call)",
+    )
+    p.set_defaults(func=step_action, action="retry")
+    p = runs.add_parser(
+        "skip",
+        help="skip a failed or orphaned step of a failed run (it continues), or a pending "
+        "step of a run under way",
+    )
+    p.add_argument("run_id", type=uuid.UUID, metavar="ID")
+    p.add_argument("step_id", metavar="STEP")
+    _operator_arguments(p)
+    p.add_argument(
+        "--output", metavar="JSON|@FILE", help="the step's output, for the steps after it"
+    )
+    p.set_defaults(func=step_action, action="skip")
     compensation_cli.add_parser(runs)
+
+
+def _operator_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
+    p.add_argument("--reason", help="why (kept in the run's audit log)")
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -113,6 +135,8 @@ def show_run(args: argparse.Namespace) -> int:
         error(str(exc))
         return 1
     segments = _segments(str(args.run_id))
+    with store.session() as session:
+        audit = [audit_summary(a) for a in AuditRepository(session).list(args.run_id)]
     body: dict[str, Any] = {
         **run_summary(detail.run),
         "steps": [step_summary(s) for s in detail.steps],
@@ -135,6 +159,7 @@ def show_run(args: argparse.Namespace) -> int:
             {"sequence": e.sequence, "type": e.type, "payload": e.payload, "at": e.created_at}
             for e in detail.events
         ],
+        "audit": audit,
         "compensation": compensation_cli.compensation_summary(store, detail.run),
     }
     if args.json:
@@ -161,6 +186,10 @@ def show_run(args: argparse.Namespace) -> int:
     print("events:")
     for e in detail.events:
         print(_event_line(e.sequence, e.created_at, e.type, e.payload or {}))
+    if audit:
+        print("operator actions (audit log), oldest first:")
+        for entry in audit:
+            print(_audit_line(entry))
     print("Dagster runs (segments), oldest first:")
     ui = settings.dagster.ui_url.rstrip("/")
     for seg in segments:
@@ -191,12 +220,29 @@ def _event_line(sequence: int, at: datetime, type_: str, payload: dict[str, Any]
     parts = [f"{label} {payload[key]}" for key, label in _EVENT_FIELDS if _shown(payload, key)]
     for key in _EVENT_TEXTS:
         if _shown(payload, key):
-            # One line however long the text: collapse newlines, cut at a readable width.
-            text = " ".join(str(payload[key]).split())
-            cut = text if len(text) <= _TEXT_WIDTH else text[: _TEXT_WIDTH - 3] + "..."
-            parts.append(f"{key}: {cut}")
+            parts.append(f"{key}: {_cut(payload[key])}")
     when = at.strftime("%Y-%m-%d %H:%M:%S")
     return f"  {sequence:>6}  {when}  {type_:24} {', '.join(parts)}".rstrip()
+
+
+def _audit_line(entry: dict[str, Any]) -> str:
+    """Who did (or tried) what, through what, in which state, why, and how it went."""
+    what = entry["action"] + (f" {entry['step_id']}" if entry["step_id"] else "")
+    state = f"run {entry['run_status']}" + (
+        f", step {entry['step_status']}" if entry["step_status"] else ""
+    )
+    parts = [f"by {entry['by']} via {entry['via']}", f"({state})", entry["outcome"]]
+    if entry["details"]:
+        parts.append(f"with {_cut(dumps(entry['details'], indent=None))}")
+    parts += [f"{key}: {_cut(entry[key])}" for key in ("reason", "message") if entry[key]]
+    when = entry["at"].strftime("%Y-%m-%d %H:%M:%S%z")
+    return f"  {when}  {what:24} {'  '.join(parts)}"
+
+
+def _cut(value: object) -> str:
+    """One line however long the text: newlines collapsed, cut at a readable width."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= _TEXT_WIDTH else text[: _TEXT_WIDTH - 3] + "..."
 
 
 def _shown(payload: dict[str, Any], key: str) -> bool:
@@ -247,12 +293,18 @@ def _lifecycle() -> Lifecycle:
 
 
 def abort_run(args: argparse.Namespace) -> int:
-    """The same abort as the API's: open approvals cancelled, the Dagster run canceled."""
+    """The same abort as the API's: open approvals cancelled, running steps cancelled, the
+    children aborted, the Dagster run canceled; audited with ``--reason``."""
+    try:
+        reason = check_reason(args.reason)
+    except ValueProblem as exc:
+        error(str(exc))  # an argument that cannot be read: nothing was asked
+        return 2
     lifecycle = _lifecycle()
     try:
-        run = lifecycle.abort(args.run_id, by=args.user)
+        run = lifecycle.abort(args.run_id, by=args.user, reason=reason)
     except LifecycleError as exc:
-        error(str(exc))
+        error(str(exc))  # the refusal names the run's (and the step's) state
         return 1
     print(f"run {run.id} aborted")
     return 0
@@ -260,13 +312,42 @@ def abort_run(args: argparse.Namespace) -> int:
 
 def step_action(args: argparse.Namespace) -> int:
     """``baton runs retry|skip ID STEP``: the same guarded change as the API, then a segment."""
-    lifecycle = _lifecycle()
-    act = lifecycle.retry_step if args.action == "retry" else lifecycle.skip_step
+    flag = "--input" if args.action == "retry" else "--output"
+    raw = args.input if args.action == "retry" else args.output
     try:
-        launched = act(args.run_id, args.step_id, by=args.user)
+        reason = check_reason(args.reason)
+        value = _json_argument(raw, flag)
+    except ValueProblem as exc:
+        error(str(exc))  # an argument that cannot be read: nothing was asked
+        return 2
+    lifecycle = _lifecycle()
+    try:
+        if args.action == "retry":
+            prepared = lifecycle.prepare_retry(
+                args.run_id, args.step_id, by=args.user, input=value, reason=reason
+            )
+        else:
+            prepared = lifecycle.prepare_skip(
+                args.run_id,
+                args.step_id,
+                by=args.user,
+                output=value,
+                reason=reason,
+                given=raw is not None,
+            )
     except LifecycleError as exc:
-        error(str(exc))
+        error(str(exc))  # the refusal names the run's (and the step's) state
         return 1
+    return _launched(args, lifecycle.launch_prepared(prepared), prepared.launch)
+
+
+def _launched(args: argparse.Namespace, launched: Launched, launch: bool) -> int:
+    if not launch:
+        print(
+            f"step '{args.step_id}' skipped ahead; run {args.run_id} reuses the output when "
+            "it reaches the step"
+        )
+        return 0
     if launched.dagster_run_id is None:
         error(f"the run could not continue: {launched.error}")
         return 1
@@ -276,3 +357,19 @@ def step_action(args: argparse.Namespace) -> int:
         f"{launched.dagster_run_id}"
     )
     return 0
+
+
+def _json_argument(raw: str | None, flag: str) -> Any:
+    """``--input``/``--output``: JSON text, or ``@FILE`` holding it (parsed strictly, within
+    the input limits; the lifecycle checks the value again as it does the API's)."""
+    if raw is None:
+        return None
+    field = flag.lstrip("-")
+    if raw.startswith("@"):
+        try:
+            data: bytes | str = Path(raw[1:]).read_bytes()
+        except OSError as exc:
+            raise ValueProblem(field, f"cannot read {raw[1:]}: {exc.strerror}") from None
+    else:
+        data = raw
+    return parse_json(data, field=field, limits=input_limits(get_settings()))

@@ -18,27 +18,32 @@ from baton.api.errors import ApiError, error_responses, not_found
 from baton.api.pagination import MAX_LIMIT, CursorParam
 from baton.api.queries import RunFilters, runs_page, scoped_run
 from baton.api.schemas import (
+    AbortRequest,
+    AuditLog,
     CompensationStarted,
     Launched,
     LaunchRequest,
+    RetryRequest,
     RunDetail,
     RunPage,
     RunSummary,
+    SkipRequest,
     StepAction,
 )
 from baton.db.models import OrchestrationRun
-from baton.edge import input_limits
-from baton.lifecycle import Lifecycle, LifecycleError
+from baton.edge import check_reason, input_limits
+from baton.lifecycle import Lifecycle, LifecycleError, Prepared
 from baton.lineage import chain_of
 from baton.slugs import UnknownSlug, resolve_slug
 from baton.store.approvals import ApprovalsRepository
+from baton.store.audit import AuditRepository
 from baton.store.definitions import DefinitionsRepository
 from baton.store.runs import RunsRepository
 from baton.store.service import RunStore
 from baton.store.steps import StepsRepository
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 from orchestration_defs.language.models import OrchestrationSpec
-from orchestration_defs.language.values import ValueLimits
+from orchestration_defs.language.values import ValueLimits, ValueProblem
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 log = logging.getLogger(__name__)
@@ -195,23 +200,43 @@ def _run_or_404(s: Any, principal: Principal, run_id: uuid.UUID) -> Orchestratio
     return run
 
 
+@router.get("/{run_id}/audit", response_model=AuditLog, responses=error_responses(401, 403, 404))
+def run_audit(
+    run_id: uuid.UUID,
+    principal: Principal = Depends(require("viewer")),  # noqa: B008
+    store: RunStore = Depends(get_store),  # noqa: B008
+) -> AuditLog:
+    """The operator actions asked of this run (retry, skip, abort), accepted or refused,
+    oldest first: who, through what, why, the states they met and how it went."""
+    with store.session() as s:
+        _run_or_404(s, principal, run_id)
+        return AuditLog(items=[views.audit_entry(a) for a in AuditRepository(s).list(run_id)])
+
+
 @router.post(
-    "/{run_id}/abort", response_model=RunSummary, responses=error_responses(401, 403, 404, 409)
+    "/{run_id}/abort",
+    response_model=RunSummary,
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def abort_run(
     run_id: uuid.UUID,
+    body: AbortRequest | None = None,
     principal: Principal = Depends(require("operator")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> RunSummary:
-    """Abort a run that has not ended: open approvals are cancelled, its Dagster run too.
+    """Abort a run that has not ended: open approvals are cancelled, running steps
+    `cancelled`, its child runs aborted, its Dagster run canceled. The body is optional.
 
-    409 when the run already ended (or ended meanwhile: an abort racing a decision or another
-    abort has one winner).
+    409 names the run's status when it already ended (or ended meanwhile: an abort racing a
+    decision or another abort has one winner). Recorded in the audit log either way.
     """
+    reason = _reason(body.reason if body else None)
     lifecycle = Lifecycle(store, dagster, via="api")
     try:
-        run = lifecycle.abort(run_id, by=principal.user_name, organization=principal.organization)
+        run = lifecycle.abort(
+            run_id, by=principal.user_name, organization=principal.organization, reason=reason
+        )
     except LifecycleError as exc:
         raise _api_error(exc) from exc
     return views.run_summary(run)
@@ -253,73 +278,110 @@ def compensate_run(
     "/{run_id}/steps/{step_id}/retry",
     status_code=202,
     response_model=StepAction,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def retry_step(
     run_id: uuid.UUID,
     step_id: str,
     background: BackgroundTasks,
+    body: RetryRequest | None = None,
     principal: Principal = Depends(require("operator")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> StepAction:
-    """Run a failed step of a failed run again: a new Dagster run reuses the finished steps.
+    """Run a failed or orphaned step of a failed run again, in a new Dagster run (segment)
+    of the same orchestration run that reuses the finished steps. The body is optional:
+    `input` replaces the step's rendered input (a new logical call), `reason` is audited.
 
-    409 unless the run is failed and the step failed (a running or paused run has no failed
-    step to retry; retrying a completed step is a checkpoint's ``retry`` decision).
+    409 names the run's and the step's status when the action does not apply (a running or
+    paused run has no failed step to retry; a completed one is a checkpoint's `retry`).
     """
-    return _step_action(run_id, step_id, "retry", principal, store, dagster, background)
+    given = body or RetryRequest()
+    reason = _reason(given.reason)
+    lifecycle = Lifecycle(store, None, via="api")  # launched after the answer, below
+    try:
+        # The guarded change happens now (so a second click gets 409); the launch after.
+        prepared = lifecycle.prepare_retry(
+            run_id,
+            step_id,
+            by=principal.user_name,
+            organization=principal.organization,
+            input=given.input,
+            reason=reason,
+        )
+    except LifecycleError as exc:
+        raise _api_error(exc) from exc
+    return _accepted(prepared, store, dagster, background)
 
 
 @router.post(
     "/{run_id}/steps/{step_id}/skip",
     status_code=202,
     response_model=StepAction,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(401, 403, 404, 409, 422),
 )
 def skip_step(
     run_id: uuid.UUID,
     step_id: str,
     background: BackgroundTasks,
+    body: SkipRequest | None = None,
     principal: Principal = Depends(require("operator")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> StepAction:
-    """Mark a failed step of a failed run skipped (output null) and continue the run.
+    """Skip a failed or orphaned step of a failed run (the run continues in a new segment)
+    or a pending step of a run under way (skipped ahead: nothing is launched, the run's
+    segment reuses it). `output`, if given, is the step's output for the steps after it.
 
-    409 under the same conditions as retry.
+    409 names the run's and the step's status when the action does not apply.
     """
-    return _step_action(run_id, step_id, "skip", principal, store, dagster, background)
-
-
-def _step_action(
-    run_id: uuid.UUID,
-    step_id: str,
-    action: Literal["retry", "skip"],
-    principal: Principal,
-    store: RunStore,
-    dagster: DagsterGateway,
-    background: BackgroundTasks,
-) -> StepAction:
-    lifecycle = Lifecycle(store, None, via="api")  # launched after the answer, below
+    given = body or SkipRequest()
+    reason = _reason(given.reason)
+    lifecycle = Lifecycle(store, None, via="api")
     try:
-        # The guarded change happens now (so a second click gets 409); the launch after.
-        if action == "retry":
-            plan = lifecycle.prepare_retry(
-                run_id, step_id, by=principal.user_name, organization=principal.organization
-            )
-        else:
-            plan = lifecycle.prepare_skip(
-                run_id, step_id, by=principal.user_name, organization=principal.organization
-            )
+        prepared = lifecycle.prepare_skip(
+            run_id,
+            step_id,
+            by=principal.user_name,
+            organization=principal.organization,
+            output=given.output,
+            reason=reason,
+            # An explicit "output": null is a given output too; a missing one is not.
+            given="output" in given.model_fields_set,
+        )
     except LifecycleError as exc:
         raise _api_error(exc) from exc
-    background.add_task(Lifecycle(store, dagster, via="api").launch_prepared, plan)
-    # The guarded change made the run running; the segment starts right after this answer.
-    return StepAction(run_id=str(run_id), step_id=step_id, action=action, status="running")
+    return _accepted(prepared, store, dagster, background)
+
+
+def _reason(reason: str | None) -> str | None:
+    try:
+        return check_reason(reason)
+    except ValueProblem as exc:
+        raise ApiError(422, "invalid", str(exc), field=exc.field) from exc
+
+
+def _accepted(
+    prepared: Prepared, store: RunStore, dagster: DagsterGateway, background: BackgroundTasks
+) -> StepAction:
+    """The answer to an accepted retry or skip; its segment starts right after it."""
+    run_id = prepared.segment.run_id
+    if prepared.launch:
+        background.add_task(Lifecycle(store, dagster, via="api").launch_prepared, prepared)
+    action: Literal["retry", "skip"] = "retry" if prepared.action == "retry" else "skip"
+    return StepAction(
+        run_id=str(run_id),
+        step_id=prepared.step_id,
+        action=action,
+        status=store.get_run(run_id).status,
+        audit_id=str(prepared.audit_id) if prepared.audit_id else None,
+        launched=prepared.launch,
+    )
 
 
 def _api_error(exc: LifecycleError) -> ApiError:
     if exc.code == "not_found":
         return not_found(str(exc))
+    if exc.code == "invalid":
+        return ApiError(422, "invalid", str(exc), field=exc.field)
     return ApiError(409, "conflict", str(exc))
