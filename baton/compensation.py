@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -328,6 +329,31 @@ class Compensations:
             CompensationsRepository(s).finish(run_id, segment=segment, error=error)
             kind = "run.compensation_failed" if failed else "run.compensation_completed"
             self._append(s, run_id, kind, {"failed": sorted(failed), "error": error})
+
+    def interrupt_ended(self, ended: Callable[[str], str | None]) -> list[uuid.UUID]:
+        """Fail the running compensations whose job ended without ending them; ``ended``
+        gives the Dagster status a segment's run ended with (None: still going). Their
+        interrupted rows keep their call for an operator's re-run (``request``)."""
+        with self.store.session() as s:
+            running = [(r.id, r.compensation_segment) for r in CompensationsRepository(s).running()]
+        failed = []
+        for run_id, segment in running:
+            status = ended(segment) if segment else None
+            if status is None or segment is None:
+                continue
+            error = f"its Dagster run ended {status} before the compensation finished"
+            with self.store.session() as s:
+                steps = CompensationsRepository(s).interrupt(run_id, segment=segment, error=error)
+                if steps is None:
+                    continue
+                self._append(
+                    s,
+                    run_id,
+                    "run.compensation_failed",
+                    {"interrupted": steps, "error": error, "segment": segment},
+                )
+            failed.append(run_id)
+        return failed
 
     # reading -----------------------------------------------------------------------------
 

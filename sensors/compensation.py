@@ -6,6 +6,8 @@ next tick. A claim an abort or an operator's ``compensate`` made but did not sta
 ``BATON_SENSORS__CLAIM_LEASE_SECONDS`` (the process died, or its launch failed and released
 it) is taken over, with a ``run.compensation_taken_over`` event. Every claim is a
 compare-and-set, so a repeated tick launches nothing twice; the run key dedupes the rest.
+A compensation whose job ended FAILURE or CANCELED while it was running (its worker died) is
+marked failed, its interrupted rows kept for an operator's ``baton runs compensate``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    DagsterInstance,
     DefaultSensorStatus,
     RunRequest,
     SensorDefinition,
@@ -47,7 +50,10 @@ def build_compensation_sensor(job_names: Sequence[str]) -> SensorDefinition:
     def baton_compensation_sensor(
         context: SensorEvaluationContext, baton_store: BatonStoreResource
     ) -> SensorResult | SkipReason:
-        requests, waiting = evaluate(Compensations(baton_store.store()), known)
+        compensations = Compensations(baton_store.store())
+        for run_id in compensations.interrupt_ended(lambda seg: ended(context.instance, seg)):
+            context.log.warning(f"compensation of run {run_id} interrupted: marked failed")
+        requests, waiting = evaluate(compensations, known)
         for request in requests:
             context.log.info(f"launching compensations: {request.tags}")
         if requests:
@@ -77,6 +83,18 @@ def evaluate(compensations: Compensations, known: set[str]) -> tuple[list[RunReq
         keyed = replace(segment, run_key=f"compensation:{segment.segment_id}")
         requests.append(segments.run_request(keyed))
     return requests, waiting
+
+
+def ended(instance: DagsterInstance, segment: str) -> str | None:
+    """The status a compensation segment's Dagster run ended with, if it ended FAILURE or
+    CANCELED (None: still going, unknown, or it ended well)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    runs = instance.get_runs(RunsFilter(tags={segments.SEGMENT_TAG: segment}))
+    stopped = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+    if runs and all(run.status in stopped for run in runs):
+        return str(runs[0].status.value)
+    return None
 
 
 # Without a library there is nothing to compensate; the sensor still shows why.

@@ -21,6 +21,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from baton.db.models import OrchestrationRun, StepCompensation, utcnow
 from baton.state import COMPENSATION_TRANSITIONS, IllegalTransition, sources_of
 
+# A row whose call was cut off by its worker's end: a re-run presents the same call again.
+INTERRUPTED = "interrupted"
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -65,21 +68,54 @@ class CompensationsRepository:
 
     def reopen_failed(self, run_id: uuid.UUID) -> list[str]:
         """A failed compensation goes back to pending: its failed rows run again (new calls),
-        its completed ones are kept. Returns the reopened steps ([] if it was not failed)."""
+        its completed ones are kept; a row interrupted mid-call goes back to running, so it
+        presents the same call (and key) again. Returns the steps still to run."""
         if not self._move(run_id, ("failed",), from_none=False):
             return []
-        failed = self.session.scalars(
-            select(StepCompensation.step_id).where(
-                StepCompensation.run_id == run_id, StepCompensation.status == "failed"
+        todo = []
+        for row in self.rows(run_id):
+            if row.status == "failed":
+                interrupted = (row.error or {}).get("kind") == INTERRUPTED
+                row.status = "running" if interrupted else "pending"
+                row.error = None
+            if row.status != "completed":
+                todo.append(row.step_id)
+        self.session.flush()
+        return todo
+
+    def running(self) -> Sequence[OrchestrationRun]:
+        """Runs whose compensation job started and has not ended it."""
+        run = OrchestrationRun
+        return self.session.scalars(select(run).where(run.compensation == "running")).all()
+
+    def interrupt(
+        self, run_id: uuid.UUID, *, segment: str, error: str
+    ) -> builtins.list[str] | None:
+        """The compensation job of ``segment`` ended without ending the compensation (its
+        worker died, it was canceled): failed, its running rows failed as interrupted.
+        Returns those rows' steps; None if it is no longer that segment's running one."""
+        run = OrchestrationRun
+        result = self.session.execute(
+            update(run)
+            .where(
+                run.id == run_id,
+                run.compensation == "running",
+                run.compensation_segment == segment,
             )
-        ).all()
-        self.session.execute(
-            update(StepCompensation)
-            .where(StepCompensation.run_id == run_id, StepCompensation.status == "failed")
-            .values(status="pending", error=None)
+            .values(compensation="failed", compensation_error=error, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-        return list(failed)
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return None
+        stopped = []
+        for row in self.rows(run_id):
+            if row.status == "running":
+                row.status = "failed"
+                row.error = {"message": error, "kind": INTERRUPTED, "final": True}
+                row.finished_at = utcnow()
+                stopped.append(row.step_id)
+        self.session.flush()
+        return stopped
 
     def claim(
         self, run_id: uuid.UUID, *, by: str, segment: str, stale_before: datetime | None

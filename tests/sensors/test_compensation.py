@@ -52,3 +52,45 @@ def test_a_missing_compensation_job_waits_with_the_reason(db_url: str) -> None:
     run = store.get_run(run_id)
     assert (run.compensation, run.compensation_claimed_by) == ("pending", None)
     assert run.compensation_error == f"job '{JOB}' is not in the code location"
+
+
+def test_a_compensation_whose_job_died_is_failed_and_its_rerun_keeps_the_call(
+    dagster_instance: DagsterInstance,
+) -> None:
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    store = RunStore(url)
+    run_id = undoable_run(url)
+    store.fail_run(run_id, {"message": "d failed"})
+    compensations = Compensations(store)
+    segment = compensations.claim(run_id, by="cli")
+    assert segment is not None
+    compensations.begin(run_id, segment.segment_id)
+    started = compensations.start(run_id, "b", input={}, dagster_run_id="w1", new_call=True)
+    # Its worker still runs: nothing happens.
+    create_run_for_test(
+        dagster_instance,
+        job_name=JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={RUN_TAG: str(run_id), SEGMENT_TAG: segment.segment_id},
+    )
+    assert isinstance(_tick(dagster_instance, url, [JOB]), SkipReason)
+    assert store.get_run(run_id).compensation == "running"
+    [dagster_run] = dagster_instance.get_runs()
+    dagster_instance.report_run_failed(dagster_run, "worker killed")
+    assert isinstance(_tick(dagster_instance, url, [JOB]), SkipReason)
+    run = store.get_run(run_id)
+    assert run.compensation == "failed"
+    assert "ended FAILURE before the compensation finished" in (run.compensation_error or "")
+    rows = {r.step_id: (r.status, (r.error or {}).get("kind")) for r in compensations.rows(run_id)}
+    assert rows == {"b": ("failed", "interrupted"), "a": ("pending", None), "c": ("pending", None)}
+    # An operator's re-run presents b's interrupted call again (same key), then the others.
+    assert compensations.request(run_id, by="ops", via="test") == ["b", "a", "c"]
+    again = compensations.claim(run_id, by="cli")
+    assert again is not None
+    work = compensations.begin(run_id, again.segment_id)
+    assert [r.status for r in work.rows] == ["running", "pending", "pending"]
+    resumed = compensations.start(run_id, "b", input={}, dagster_run_id="w2", new_call=False)
+    assert resumed.call == started.call
