@@ -20,6 +20,7 @@ import pytest
 from baton.approvals import ApprovalError, Approvals
 from baton.lifecycle import Launched, LifecycleError
 from baton.segments import APPROVAL_TAG
+from baton.store.audit import AuditRepository
 from tests.baton.lifecycle_world import PLAN, World
 
 
@@ -190,11 +191,45 @@ def test_retry_and_skip_race_to_one_winner(world: World) -> None:
         continued = [r for r in results if isinstance(r, Launched) and r.dagster_run_id]
         assert len(continued) == 1, results
         other = next(r for r in results if r is not continued[0])
+        step = store.run_detail(run_id).steps[0]
+        with store.session() as s:
+            outcomes = sorted((a.action, a.outcome) for a in AuditRepository(s).list(run_id))
         if isinstance(other, Exception):
             assert isinstance(other, LifecycleError) and other.code == "conflict", results
+            assert "failed" in str(other), other  # the refusal names the state it met
+            assert sorted(o for _, o in outcomes) == ["accepted", "refused"], outcomes
         else:
+            # Serialized, not a lost race: the skip saw the step the retry had made pending.
             assert other == Launched(run_id), results
-            assert store.get_run(run_id).status == "running"
+            assert step.status == "skipped", step.status
+            assert outcomes == [("retry", "accepted"), ("skip", "accepted")], outcomes
+        assert store.get_run(run_id).status == "running"
+    assert len(world.recorder.launches) == 10
+
+
+@pytest.mark.parametrize("action", ["retry", "skip"])
+def test_two_of_the_same_action_race_to_one_winner_and_one_refusal(
+    world: World, action: str
+) -> None:
+    store = world.store
+    for _ in range(10):
+        run_id = store.create_run(
+            organization="global", slug="review", version=1, inputs={"topic": "t"}
+        )
+        store.begin_segment(run_id=run_id, dagster_run_id="dag-1", steps=PLAN)
+        store.start_step(run_id, "draft", input={}, dagster_run_id="dag-1")
+        store.fail_step(run_id, "draft", error={"message": "x"}, will_retry=False)
+        store.fail_run(run_id, {"message": "x"})
+        results = _race(
+            lambda r=run_id: getattr(world.lifecycle(), f"{action}_step")(r, "draft", by="ann"),
+            lambda r=run_id: getattr(world.lifecycle(), f"{action}_step")(r, "draft", by="bob"),
+        )
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert len(errors) == 1 and isinstance(errors[0], LifecycleError), results
+        assert errors[0].code == "conflict"
+        with store.session() as s:
+            outcomes = sorted(a.outcome for a in AuditRepository(s).list(run_id))
+        assert outcomes == ["accepted", "refused"]
     assert len(world.recorder.launches) == 10
 
 
