@@ -197,3 +197,100 @@ def test_retry_and_skip_are_conflicts_unless_the_run_and_step_failed(world: Worl
     missing = world.client.post(f"/api/v1/runs/{run_id}/steps/nope/retry", headers=headers)
     assert missing.status_code == 404
     assert world.gateway.launches == []
+
+
+def test_retry_with_a_new_input_and_reason_is_audited(world: World) -> None:
+    run_id = world.failed_run()
+    headers = world.headers("acme", "operator")
+    response = world.client.post(
+        f"/api/v1/runs/{run_id}/steps/greet/retry",
+        json={"reason": "agent fixed", "input": {"name": "Bea"}},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert (body["status"], body["launched"]) == ("running", True) and body["audit_id"]
+    with world.store.session() as s:
+        step = StepsRepository(s).get(uuid.UUID(run_id), "greet")
+        assert step is not None and step.input_replacement == {"name": "Bea"}
+    audit = world.client.get(f"/api/v1/runs/{run_id}/audit", headers=headers)
+    assert audit.status_code == 200, audit.text
+    (entry,) = audit.json()["items"]
+    assert entry["id"] == body["audit_id"]
+    assert (entry["action"], entry["step_id"], entry["by"], entry["via"]) == (
+        "retry",
+        "greet",
+        "acme-operator",
+        "api",
+    )
+    assert (entry["reason"], entry["details"]) == ("agent fixed", {"input": {"name": "Bea"}})
+    assert (entry["run_status"], entry["step_status"], entry["outcome"]) == (
+        "failed",
+        "failed",
+        "accepted",
+    )
+    assert datetime.fromisoformat(entry["at"]).utcoffset() == timedelta(0)
+
+
+def test_skip_with_an_output_and_a_refused_abort_are_audited(world: World) -> None:
+    run_id = world.failed_run()
+    headers = world.headers("acme", "operator")
+    skip = world.client.post(
+        f"/api/v1/runs/{run_id}/steps/greet/skip",
+        json={"output": {"greeting": "hi"}, "reason": "done by hand"},
+        headers=headers,
+    )
+    assert skip.status_code == 202, skip.text
+    with world.store.session() as s:
+        step = StepsRepository(s).get(uuid.UUID(run_id), "greet")
+        assert step is not None and (step.status, step.output) == ("skipped", {"greeting": "hi"})
+    world.store.fail_run(uuid.UUID(run_id), {"message": "later"})  # not abortable now
+    abort = world.client.post(
+        f"/api/v1/runs/{run_id}/abort", json={"reason": "stop"}, headers=headers
+    )
+    assert abort.status_code == 409 and "is failed" in abort.json()["error"]["message"]
+    items = world.client.get(f"/api/v1/runs/{run_id}/audit", headers=headers).json()["items"]
+    assert [(i["action"], i["outcome"], i["reason"]) for i in items] == [
+        ("skip", "accepted", "done by hand"),
+        ("abort", "refused", "stop"),
+    ]
+    assert items[0]["details"] == {"output": {"greeting": "hi"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"input": [1, 2]}, "input"),
+        ({"input": {"a": 1}, "extra": True}, None),
+        ({"reason": "x" * 5001}, None),
+    ],
+)
+def test_action_bodies_are_checked_at_the_edge(
+    world: World, body: dict[str, object], field: str | None
+) -> None:
+    run_id = world.failed_run()
+    headers = world.headers("acme", "operator")
+    response = world.client.post(
+        f"/api/v1/runs/{run_id}/steps/greet/retry", json=body, headers=headers
+    )
+    assert response.status_code == 422, response.text
+    if field:
+        assert response.json()["error"]["field"] == field
+    assert world.gateway.launches == []
+    assert world.store.get_run(uuid.UUID(run_id)).status == "failed"
+
+
+def test_the_audit_is_read_within_the_organization(world: World) -> None:
+    run_id = world.failed_run()
+    other = world.client.get(
+        f"/api/v1/runs/{run_id}/audit", headers=world.headers("other", "viewer")
+    )
+    assert other.status_code == 404
+    viewer = world.client.get(
+        f"/api/v1/runs/{run_id}/audit", headers=world.headers("acme", "viewer")
+    )
+    assert viewer.status_code == 200 and viewer.json() == {"items": []}
+    refused = world.client.post(
+        f"/api/v1/runs/{run_id}/steps/greet/retry", headers=world.headers("acme", "viewer")
+    )
+    assert refused.status_code == 403
