@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from baton.db import migrate
 from baton.db.engine import get_engine
@@ -78,7 +79,8 @@ def library(tmp_path: Path) -> Path:
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new, empty database on the server of ``admin_url``; dropped afterwards."""
     name = f"baton_fault_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # No pool: a connection opened before an outage of this server must not be reused after.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -184,5 +184,25 @@ def steps(store: RunStore, run_id: uuid.UUID) -> dict[str, str]:
     return {s.step_id: s.status for s in store.run_detail(run_id).steps}
 
 
+def recover(d: Deployment, headers: dict[str, str], run_id: uuid.UUID, step_id: str) -> str:
+    """How an orphaned step came back: the reaper's retry under the step's ``retry:`` policy,
+    or (where the reaper did not retry it within a few ticks) an operator's retry via the API.
+
+    Seen on main (15:15 and 16:07 UTC): when run monitoring ends the dead worker's Dagster run
+    FAILURE before the lease expires, the run-failure sensor fails the Baton run first, and
+    ``baton.reaper._fail_attempt`` plans a retry only while the run is still ``running``: the
+    orphan gets ``will_retry: false``. The operator's retry is the path that remains.
+    """
+    wait_for(f"the reaper on run {run_id}", lambda: steps(d.store, run_id)[step_id] != "running")
+    if steps(d.store, run_id)[step_id] == "completed":
+        return "completed, nothing to recover"
+    try:
+        wait_for("the reaper's retry", lambda: d.status(run_id) != "failed", 30)
+        return "reaper retry"
+    except AssertionError:
+        d.call("POST", f"/api/v1/runs/{run_id}/steps/{step_id}/retry", headers, json={})
+        return "operator retry via the API"
+
+
 def dump(value: Any) -> str:
     return json.dumps(value, default=str, indent=1)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.deploy import graphql
 from tests.faults.conftest import FAST_REAPER, deployment_env
-from tests.faults.deployment import Deployment, deployed, dump, steps, wait_for
+from tests.faults.deployment import Deployment, deployed, dump, recover, steps, wait_for
 from tests.orchestration_defs.calls_server import HANG, CallsServer
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.postgres]
@@ -65,7 +65,7 @@ def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
         assert killed >= 4, "webserver, daemon, API and the run worker at least"
         d.start()
         wait_for("the reaper", lambda: steps(d.store, mid) != {"work": "running"})
-        path = _recover(d, ops, mid)
+        path = recover(d, ops, mid, "work")
         d.wait_status(mid, "completed")
         recovery = time.monotonic() - killed_at
         assert d.status(waiting) == "awaiting_approval"  # the restart did not touch it
@@ -86,22 +86,6 @@ def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
         events = [e.type for e in d.store.run_detail(mid).events]
         assert "step.orphaned" in events
     print(f"\nrecovery of the mid-step run after the kill ({path}): {recovery:.1f} s")
-
-
-def _recover(d: Deployment, ops: dict[str, str], run_id: uuid.UUID) -> str:
-    """How the orphaned step came back: the reaper's retry under the step's ``retry:`` policy,
-    or (where the reaper did not retry it within a few ticks) an operator's retry via the API.
-
-    Seen on main at 15:20 UTC: when run monitoring ends the dead worker's Dagster run FAILURE
-    first, the run-failure sensor fails the Baton run and the reaper then fails the step
-    without applying its retry policy; the operator's retry is the path that remains.
-    """
-    try:
-        wait_for("the reaper's retry", lambda: d.status(run_id) != "failed", 30)
-        return "reaper retry"
-    except AssertionError:
-        d.call("POST", f"/api/v1/runs/{run_id}/steps/work/retry", ops, json={})
-        return "operator retry via the API"
 
 
 @pytest.mark.parametrize("killed", ["daemon", "deployment"])
