@@ -183,13 +183,13 @@ def show_run(args: argparse.Namespace) -> int:
         for d in body["deliverables"]:
             where = d["asset_uri"] or "(inline)"
             print(f"  {d['step_id']:24} {d['name']} v{d['version']} ({d['type']})  {where}")
-    print("events:")
-    for e in detail.events:
-        print(_event_line(e.sequence, e.created_at, e.type, e.payload or {}))
     if audit:
         print("operator actions (audit log), oldest first:")
         for entry in audit:
             print(_audit_line(entry))
+    print("events:")
+    for e in detail.events:
+        print(_event_line(e.sequence, e.created_at, e.type, e.payload or {}))
     print("Dagster runs (segments), oldest first:")
     ui = settings.dagster.ui_url.rstrip("/")
     for seg in segments:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -113,3 +114,44 @@ def test_json_keeps_the_events_too(
     [run] = RunStore(url).list_runs(orchestration="failing-flow")
     assert main(["runs", "show", str(run.id), "--json"]) == 0
     assert '"type": "run.completed"' in capsys.readouterr().out
+
+
+def test_refused_actions_exit_non_zero_naming_the_state_and_show_in_the_audit(
+    instance: DagsterInstance, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = get_settings().db_url
+    _, job = compile_text(FAILING, url)
+    assert execute(job, instance, url).success
+    [run] = RunStore(url).list_runs(orchestration="failing-flow")
+    rid = str(run.id)
+
+    retry = ["runs", "retry", rid, "draft", "--as", "ann", "--reason", "try again"]
+    assert main([*retry, "--input", '{"title": "New"}']) == 1
+    err = capsys.readouterr().err
+    assert "step 'draft' is completed (the run is completed)" in err
+    assert main(["runs", "abort", rid, "--as", "ann", "--reason", "stop it"]) == 1
+    assert "is completed" in capsys.readouterr().err
+    # Arguments that cannot be read exit 2 and ask nothing (so nothing is audited).
+    assert main(["runs", "skip", rid, "draft", "--output", "{not json"]) == 2
+    assert "output: not valid JSON" in capsys.readouterr().err
+    assert main(["runs", "retry", rid, "draft", "--input", "@/nonexistent/input.json"]) == 2
+    capsys.readouterr()
+
+    assert main(["runs", "show", rid]) == 0
+    out = capsys.readouterr().out
+    section = out.split("operator actions (audit log), oldest first:\n", 1)[1]
+    lines = section.split("\nevents:\n", 1)[0].splitlines()
+    assert len(lines) == 2, lines
+    assert "retry draft" in lines[0] and "by ann via cli" in lines[0]
+    assert "(run completed, step completed)  refused" in lines[0]
+    # A refusal is decided before the value is read: the value is not kept with it.
+    assert "with " not in lines[0] and "reason: try again" in lines[0]
+    assert "abort" in lines[1] and "reason: stop it" in lines[1] and "+0000" in lines[1]
+
+    assert main(["runs", "show", rid, "--json"]) == 0
+    audit = json.loads(capsys.readouterr().out)["audit"]
+    assert [(a["action"], a["outcome"], a["by"], a["via"]) for a in audit] == [
+        ("retry", "refused", "ann", "cli"),
+        ("abort", "refused", "ann", "cli"),
+    ]
+    assert audit[0]["at"].endswith("+00:00")
