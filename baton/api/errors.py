@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,22 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
+# How long a client is told to wait when a store is unreachable (a restart takes seconds).
+RETRY_AFTER_SECONDS = 5
+
+
+async def _store_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+    # A database that is down (connection refused or dropped) is a passing state, not a bug:
+    # 503 with Retry-After tells clients and load balancers to try again; the log keeps why.
+    log.warning("the database is unreachable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unreachable; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # The message may hold anything (a URL with a password); the log keeps it, not the client.
     log.exception("unexpected error in the API", exc_info=exc)
@@ -141,6 +158,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _store_unreachable)
+    app.add_exception_handler(InterfaceError, _store_unreachable)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -82,6 +82,9 @@ def test_postgres_stopped_60_s_while_calls_finish_keeps_every_answer(
         down_at = time.monotonic()
         agent.released.set()  # the answers arrive while Postgres is down
         time.sleep(5)
+        # The first probe of a process may take up to its first deadline (30 s: it also opens
+        # Dagster's instance); the next ones answer within the steady deadline (1.5 s).
+        first, first_seconds = _timed_get(f"{d.api}/readyz")
         ready, ready_seconds = _timed_get(f"{d.api}/readyz")
         listed, listed_seconds = _timed_get(f"{d.api}/api/v1/runs", headers=ops)
         time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
@@ -93,13 +96,15 @@ def test_postgres_stopped_60_s_while_calls_finish_keeps_every_answer(
         recovery = time.monotonic() - up_at
         assert all(steps(d.store, r) == {"work": "completed"} for r in runs)
     print(
-        f"\n/readyz {ready} in {ready_seconds:.2f} s, /api/v1/runs {listed} in "
+        f"\n/readyz {first} in {first_seconds:.2f} s, then {ready} in {ready_seconds:.2f} s, "
+        f"/api/v1/runs {listed} in "
         f"{listed_seconds:.2f} s during the outage; all {RUNS} runs completed "
         f"{recovery:.1f} s after Postgres was back ({paths or 'kept'}); "
         f"agent calls {len(agent.calls)}"
     )
-    assert (ready, listed) == (503, 503)
-    assert ready_seconds < 10 and listed_seconds < 10  # answered, not hung (loose on purpose)
+    assert (first, ready, listed) == (503, 503, 503)
+    # Answered, not hung (loose on purpose: a loaded machine).
+    assert first_seconds < 35 and ready_seconds < 10 and listed_seconds < 10
     once = sorted(f"{r}:work:1" for r in runs)
     if sorted(agent.keys) == sorted(once * 2):
         # Seen on main (16:05 UTC): Dagster's own event-log writes to the stopped Postgres give
