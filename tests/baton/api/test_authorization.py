@@ -101,6 +101,7 @@ ROUTES = {
     ),
     "run events": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/events", "viewer", 200, True),
     "run tree": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/tree", "viewer", 200, True),
+    "run audit": Route("GET", lambda w: f"/api/v1/runs/{_run(w)}/audit", "viewer", 200, True),
     "tree events": Route(
         "GET", lambda w: f"/api/v1/runs/{_run(w)}/tree/events", "viewer", 200, True
     ),
