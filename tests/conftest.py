@@ -154,6 +154,16 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("pg_db")
 
 
+@pytest.fixture(scope="session")
+def dagster_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Dagster home whose SQLite storages exist, made once per test process: a test instance
+    on a copy starts in about 0.1 s instead of 1.1 s (Dagster creates and stamps them)."""
+    home = tmp_path_factory.mktemp("dagster-template")
+    with instance_for_test(temp_dir=str(home)) as instance:
+        instance.get_runs(limit=1)
+    return home
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def dagster_instance(request: pytest.FixtureRequest) -> Iterator[DagsterInstance]:
     """A real Dagster instance: SQLite in a temp DAGSTER_HOME, or Postgres via dagster-postgres.
@@ -162,7 +172,9 @@ def dagster_instance(request: pytest.FixtureRequest) -> Iterator[DagsterInstance
     """
     if request.param == "sqlite":
         url = request.getfixturevalue("sqlite_db")
-        with instance_for_test() as instance:
+        home = request.getfixturevalue("tmp_path") / "dagster-instance"
+        shutil.copytree(request.getfixturevalue("dagster_sqlite_template"), home)
+        with instance_for_test(temp_dir=str(home)) as instance:
             instance.baton_db_url = url  # type: ignore[attr-defined]
             yield instance
         return
