@@ -56,8 +56,9 @@ class SensorSettings(BaseModel):
     claim_lease_seconds: float = Field(
         60,
         gt=0,
-        description="How long a process that claimed a decision has to start its segment "
-        "before the approval sensor takes the claim over (a failed launch hands it back at once).",
+        description="How long a claimed launch may stay unstarted before a sensor takes it "
+        "over: a decision's resume, a webhook's fast path, a compensation, a reaper retry whose "
+        "request was lost (a failed launch hands it back at once).",
     )
     step_lease_seconds: float = Field(
         90,
