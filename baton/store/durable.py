@@ -7,6 +7,7 @@ the database refuses (a constraint, an illegal transition) fails at once.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 FIRST_DELAY_SECONDS = 0.5
 MAX_DELAY_SECONDS = 8.0
@@ -35,7 +37,8 @@ def write_durably(
 ) -> T:
     """``write()``, retried on outages with doubling delays until ``budget_seconds`` pass.
 
-    ``on_retry(error, delay)`` is told of each retry (to log it).
+    ``on_retry(error, delay)`` is told of each retry (to log it); its own failure never ends
+    the retries: a run's log (Dagster's event log) may live on the unreachable database too.
 
     Raises:
         Exception: the last outage once the budget is spent, or any other error at once.
@@ -51,6 +54,20 @@ def write_durably(
                 raise
             wait = min(delay, left)
             if on_retry is not None:
-                on_retry(exc, wait)
+                _tell(on_retry, exc, wait)
             sleep(wait)
             delay = min(delay * 2, MAX_DELAY_SECONDS)
+
+
+def _tell(
+    on_retry: Callable[[BaseException, float], None], exc: BaseException, wait: float
+) -> None:
+    try:
+        on_retry(exc, wait)
+    except Exception as failed:  # the log is down with the store: say it where we can
+        log.warning(
+            "store unreachable (%s), next try in %.1f s; reporting it failed too (%s)",
+            type(exc).__name__,
+            wait,
+            type(failed).__name__,
+        )

@@ -43,3 +43,25 @@ def test_a_refused_write_fails_at_once() -> None:
     with pytest.raises(IntegrityError):
         write_durably(write, budget_seconds=120, sleep=lambda _s: None)
     assert calls == [1]
+
+
+def test_a_log_that_is_down_with_the_store_does_not_end_the_retries(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Dagster's event log on the same stopped Postgres: ``context.log`` raises while the
+    answer waits; the answer is still kept once the database is back."""
+    failures = [outage(), outage()]
+
+    def write() -> str:
+        if failures:
+            raise failures.pop()
+        return "kept"
+
+    def log_to_the_dead_database(_exc: BaseException, _wait: float) -> None:
+        raise Exception("too many retries for DB connection")
+
+    result = write_durably(
+        write, budget_seconds=120, on_retry=log_to_the_dead_database, sleep=lambda _s: None
+    )
+    assert result == "kept"
+    assert caplog.text.count("reporting it failed too (Exception)") == 2
