@@ -12,7 +12,7 @@ marked failed, its interrupted rows kept for an operator's ``baton runs compensa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -33,6 +33,8 @@ from baton.settings import EVERY_DAEMON_LOOP, get_settings
 from orchestration_defs.compiler.resources import BatonStoreResource
 
 VIA = "sensor"
+# Dagster statuses of a run that will start, or did, on its own: not to be launched again.
+HELD = ("QUEUED", "STARTING", "STARTED", "CANCELING")
 
 
 def build_compensation_sensor(job_names: Sequence[str]) -> SensorDefinition:
@@ -53,7 +55,9 @@ def build_compensation_sensor(job_names: Sequence[str]) -> SensorDefinition:
         compensations = Compensations(baton_store.store())
         for run_id in compensations.interrupt_ended(lambda seg: ended(context.instance, seg)):
             context.log.warning(f"compensation of run {run_id} interrupted: marked failed")
-        requests, waiting = evaluate(compensations, known)
+        requests, waiting = evaluate(
+            compensations, known, held=lambda seg: held(context.instance, seg)
+        )
         for request in requests:
             context.log.info(f"launching compensations: {request.tags}")
         if requests:
@@ -65,13 +69,33 @@ def build_compensation_sensor(job_names: Sequence[str]) -> SensorDefinition:
     return baton_compensation_sensor
 
 
-def evaluate(compensations: Compensations, known: set[str]) -> tuple[list[RunRequest], list[str]]:
-    """The run requests of the compensations due now, and why others were not launched."""
+def nothing_held(_segment: str) -> str | None:
+    return None
+
+
+def evaluate(
+    compensations: Compensations,
+    known: set[str],
+    *,
+    held: Callable[[str], str | None] = nothing_held,
+) -> tuple[list[RunRequest], list[str]]:
+    """The run requests of the compensations due now, and why others were not launched.
+    ``held``: the status of a segment's Dagster run still queued or going (None: none is)."""
     lease = get_settings().sensors.claim_lease_seconds
     stale_before = datetime.now(UTC) - timedelta(seconds=lease)
     requests: list[RunRequest] = []
     waiting: list[str] = []
     for run in compensations.due(stale_before=stale_before):
+        claimed = run.compensation_segment if run.compensation_claimed_by else None
+        status = held(claimed) if claimed else None
+        if status is not None:
+            # Launched, but Dagster has not started it (a full run queue): taking it over
+            # would launch the compensation a second time.
+            waiting.append(
+                f"run {run.id}: its compensation segment {claimed} is {status} in Dagster "
+                "past the claim lease; it is not taken over"
+            )
+            continue
         segment = compensations.claim(run.id, by=VIA, stale_before=stale_before)
         if segment is None:
             continue  # another process claimed it just now
@@ -94,6 +118,17 @@ def ended(instance: DagsterInstance, segment: str) -> str | None:
     stopped = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
     if runs and all(run.status in stopped for run in runs):
         return str(runs[0].status.value)
+    return None
+
+
+def held(instance: DagsterInstance, segment: str) -> str | None:
+    """The status of a Dagster run of ``segment`` that is queued or going (None: none is;
+    one created and never submitted, NOT_STARTED, is lost and may be taken over)."""
+    from dagster import RunsFilter
+
+    for run in instance.get_runs(RunsFilter(tags={segments.SEGMENT_TAG: segment})):
+        if run.status.value in HELD:
+            return str(run.status.value)
     return None
 
 

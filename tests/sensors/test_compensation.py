@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dagster import DagsterInstance, SensorResult, SkipReason, build_sensor_context
 
 from baton.compensation import Compensations
@@ -94,3 +96,46 @@ def test_a_compensation_whose_job_died_is_failed_and_its_rerun_keeps_the_call(
     assert [r.status for r in work.rows] == ["running", "pending", "pending"]
     resumed = compensations.start(run_id, "b", input={}, dagster_run_id="w2", new_call=False)
     assert resumed.call == started.call
+
+
+def test_a_claim_dagster_still_starts_is_not_taken_over_past_its_lease(
+    dagster_instance: DagsterInstance,
+) -> None:
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+    from sqlalchemy import update
+
+    from baton.db.models import OrchestrationRun, utcnow
+
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    store = RunStore(url)
+    run_id = undoable_run(url)
+    store.fail_run(run_id, {"message": "d failed"})
+    segment = Compensations(store).claim(run_id, by="api")
+    assert segment is not None
+    # The abort's launch went through, but its worker is still starting past the lease (a
+    # pod waiting for a node; a run queue is the same: QUEUED is held too).
+    queued = create_run_for_test(
+        dagster_instance,
+        job_name=JOB,
+        status=DagsterRunStatus.STARTING,
+        tags={RUN_TAG: str(run_id), SEGMENT_TAG: segment.segment_id},
+    )
+    with store.session() as s:
+        s.execute(
+            update(OrchestrationRun)
+            .where(OrchestrationRun.id == run_id)
+            .values(compensation_claimed_at=utcnow() - timedelta(hours=1))
+        )
+    waits = _tick(dagster_instance, url, [JOB])
+    assert isinstance(waits, SkipReason)
+    assert f"segment {segment.segment_id} is STARTING in Dagster" in (waits.skip_message or "")
+    run = store.get_run(run_id)
+    assert (run.compensation_segment, run.compensation_claimed_by) == (segment.segment_id, "api")
+    # Once that run ended without starting the compensation, the claim is taken over.
+    dagster_instance.report_run_failed(queued, "dequeued into a dead worker")
+    taken = _tick(dagster_instance, url, [JOB])
+    assert isinstance(taken, SensorResult)
+    [request] = taken.run_requests or []
+    assert request.tags[SEGMENT_TAG] == store.get_run(run_id).compensation_segment
+    assert request.tags[SEGMENT_TAG] != segment.segment_id
