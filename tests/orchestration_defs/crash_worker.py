@@ -33,16 +33,22 @@ steps:
 
 
 class PostingAgent(AgentResource):
-    """Each call is one POST to ``base_url``/<step id>; the answer's JSON is the output."""
+    """Each call is one POST to ``base_url``/<step id> carrying the call's Idempotency-Key; the
+    answer's JSON is the output."""
 
     base_url: str
 
     def run(self, *, request: AgentRequest) -> AgentResult:
-        body = json.dumps({"attempt": request.attempt, "input": request.input}).encode()
+        body = json.dumps(
+            {"attempt": request.attempt, "call": request.call, "input": request.input}
+        ).encode()
         post = urllib.request.Request(
             f"{self.base_url}/{request.step_id}",
             data=body,
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Idempotency-Key": request.idempotency_key,
+            },
         )
         with urllib.request.urlopen(post, timeout=300) as answer:
             return AgentResult(output=json.loads(answer.read() or b"null"))
