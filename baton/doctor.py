@@ -223,7 +223,8 @@ def _compensations_not_started(s: Session, now: datetime, lease: timedelta) -> l
         elif claimed is not None and claimed < now - lease:
             reason = (
                 f"claimed by {r.compensation_claimed_by or '?'} but not started past its "
-                f"lease ({lease.total_seconds():g} s); the compensation sensor takes it over{why}"
+                f"lease ({lease.total_seconds():g} s); the compensation sensor takes it over "
+                f"unless Dagster still holds its segment (its skip reason says so){why}"
             )
         else:
             continue
