@@ -85,6 +85,15 @@ ROUTES = {
         202,
         True,
     ),
+    # The world's orchestration has no compensable step: a caller the route admits reaches
+    # the state check (409 naming it); tests/baton/api/test_compensate.py covers the 202.
+    "compensate": Route(
+        "POST",
+        lambda w: f"/api/v1/runs/{w.failed_run(TARGET_ORG)}/compensate",
+        "operator",
+        409,
+        True,
+    ),
     "list approvals": Route(
         "GET", lambda w: "/api/v1/approvals", "viewer", 200, False, listing=True
     ),
