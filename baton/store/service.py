@@ -343,6 +343,16 @@ class RunStore:
             return False
         return self.fail_run(run_id, error)
 
+    def running_in(self, run_id: uuid.UUID, dagster_run_id: str) -> list[str]:
+        """Steps of the run still ``running`` with that Dagster run as their owner: orphans
+        once it ended, which the reaper fails (and retries under their policy)."""
+        with self.session() as s:
+            return [
+                step.step_id
+                for step in StepsRepository(s).list(run_id)
+                if step.status == "running" and step.dagster_run_id == dagster_run_id
+            ]
+
     def get_run(self, run_id: uuid.UUID) -> OrchestrationRun:
         with self.session() as s:
             run = RunsRepository(s).get(run_id)

@@ -9,10 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, DagsterRunStatus, SkipReason
 
-from baton.segments import SEGMENT_TAG
+from baton.segments import RUN_TAG, SEGMENT_TAG
 from baton.store.service import RunStore
+from orchestration_defs.compiler.resources import BatonStoreResource
+from sensors.run_failure import baton_run_failure_sensor
 from tests.orchestration_defs.calls_server import CallsServer
 from tests.sensors.reaper_world import (
+    PLAN,
+    SLUG,
     dagster_run,
     events,
     execute,
@@ -26,6 +30,7 @@ from tests.sensors.reaper_world import (
     step,
     tick,
 )
+from tests.sensors.test_run_failure import failure_context
 
 __all__ = ["server"]  # the fixture, used by name
 
@@ -214,3 +219,32 @@ def test_a_retry_segment_dagster_created_and_never_submitted_is_asked_again(
 
     assert again.run_key == request.run_key
     assert len(events(url, run_id, "segment.relaunch_requested")) == 1
+
+
+def test_a_worker_that_died_mid_step_is_the_reapers_even_when_the_run_failure_sensor_runs_first(
+    dagster_instance: DagsterInstance,
+) -> None:
+    """Run monitoring can end a dead worker's Dagster run FAILURE before the lease expires:
+    the run-failure sensor then leaves the run to the reaper, so the step's policy applies
+    (it used to fail the run first, and the orphan got ``will_retry: false``)."""
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    setup(TWICE, url)
+    store = RunStore(url)
+    run_id = store.create_run(organization="global", slug=SLUG, version=1, inputs={})
+    context = failure_context(dagster_instance, {RUN_TAG: str(run_id)})
+    owner = context.dagster_run.run_id
+    store.begin_segment(run_id=run_id, dagster_run_id=owner, steps=PLAN)
+    store.start_step(run_id, "a", input={}, dagster_run_id=owner)
+    store.complete_step(run_id, "a", output={"done": 1})
+    store.start_step(run_id, "b", input={}, dagster_run_id=owner)
+
+    baton_run_failure_sensor(context, baton_store=BatonStoreResource(database_url=url))
+    assert store.get_run(run_id).status == "running"  # left to the reaper
+
+    now = datetime.now(UTC)
+    assert requests_of(tick(dagster_instance, url, now)) == []
+    b = step(url, run_id, "b")
+    assert b.status == "failed" and b.error["will_retry"] is True
+    assert store.get_run(run_id).status == "failed"
+    (request,) = requests_of(tick(dagster_instance, url, now + timedelta(seconds=31)))
+    assert request.run_key.startswith("reaper-retry:")

@@ -38,7 +38,7 @@ def crashing_job() -> None:
     crash()
 
 
-def _failure_context(instance: DagsterInstance, tags: dict[str, str]):  # type: ignore[no-untyped-def]
+def failure_context(instance: DagsterInstance, tags: dict[str, str]):  # type: ignore[no-untyped-def]
     result = crashing_job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     run = instance.get_run_by_id(result.run_id)
     event = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
@@ -59,7 +59,7 @@ def test_a_failed_dagster_run_fails_its_orchestration_run(sqlite_db: str) -> Non
     store.begin_segment(run_id=run_id, dagster_run_id="x", steps=[], segment="seg-1")
     with instance_for_test() as instance:
         tags = {"baton/run_id": str(run_id), "baton/segment": "seg-1"}
-        context = _failure_context(instance, tags)
+        context = failure_context(instance, tags)
         baton_run_failure_sensor(context, baton_store=BatonStoreResource(database_url=sqlite_db))
     run = store.get_run(run_id)
     assert run.status == "failed"
@@ -75,7 +75,7 @@ def test_a_superseded_segment_that_fails_says_nothing_about_the_run(sqlite_db: s
     store.begin_segment(run_id=run_id, dagster_run_id="x", steps=[], segment="seg-2")
     with instance_for_test() as instance:
         tags = {"baton/run_id": str(run_id), "baton/segment": "seg-1"}
-        context = _failure_context(instance, tags)
+        context = failure_context(instance, tags)
         baton_run_failure_sensor(context, baton_store=BatonStoreResource(database_url=sqlite_db))
     assert store.get_run(run_id).status == "running"
 
@@ -88,9 +88,9 @@ def test_runs_without_the_tag_and_finished_runs_are_left_alone(sqlite_db: str) -
     store.complete_run(run_id, {})
     resource = BatonStoreResource(database_url=sqlite_db)
     with instance_for_test() as instance:
-        baton_run_failure_sensor(_failure_context(instance, {}), baton_store=resource)
-        tagged = _failure_context(instance, {"baton/run_id": str(run_id)})
+        baton_run_failure_sensor(failure_context(instance, {}), baton_store=resource)
+        tagged = failure_context(instance, {"baton/run_id": str(run_id)})
         baton_run_failure_sensor(tagged, baton_store=resource)
-        unknown = _failure_context(instance, {"baton/run_id": str(uuid.uuid4())})
+        unknown = failure_context(instance, {"baton/run_id": str(uuid.uuid4())})
         baton_run_failure_sensor(unknown, baton_store=resource)
     assert store.get_run(run_id).status == "completed"
