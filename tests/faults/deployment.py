@@ -188,10 +188,10 @@ def recover(d: Deployment, headers: dict[str, str], run_id: uuid.UUID, step_id: 
     """How an orphaned step came back: the reaper's retry under the step's ``retry:`` policy,
     or (where the reaper did not retry it within a few ticks) an operator's retry via the API.
 
-    Seen on main (15:15 and 16:07 UTC): when run monitoring ends the dead worker's Dagster run
-    FAILURE before the lease expires, the run-failure sensor fails the Baton run first, and
-    ``baton.reaper._fail_attempt`` plans a retry only while the run is still ``running``: the
-    orphan gets ``will_retry: false``. The operator's retry is the path that remains.
+    Before 434e8a9, when run monitoring ended the dead worker's Dagster run FAILURE before the
+    lease expired, the run-failure sensor failed the Baton run first and the reaper then gave
+    the orphan ``will_retry: false``; the operator's retry stays as the fallback, and the path
+    taken is printed (``-s``).
     """
     wait_for(f"the reaper on run {run_id}", lambda: steps(d.store, run_id)[step_id] != "running")
     if steps(d.store, run_id)[step_id] == "completed":
