@@ -700,6 +700,9 @@ class Lifecycle:
             EventsRepository(s).append(
                 organization=run.organization, type="run.failed", run_id=run_id, payload=error
             )
+            # Failed with no retry pending now: compensated as any failure is (an orphan's
+            # compensation waited for the policy retry that could not be launched).
+            plan_compensation(s, run, "failed")
 
     def _plan(
         self, run_id: uuid.UUID, *, user: str, segment_id: str | None = None

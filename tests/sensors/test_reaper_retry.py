@@ -248,3 +248,20 @@ def test_a_worker_that_died_mid_step_is_the_reapers_even_when_the_run_failure_se
     assert store.get_run(run_id).status == "failed"
     (request,) = requests_of(tick(dagster_instance, url, now + timedelta(seconds=31)))
     assert request.run_key.startswith("reaper-retry:")
+
+
+def test_a_policy_retry_that_cannot_be_launched_ends_the_run_and_compensates(
+    dagster_instance: DagsterInstance,
+) -> None:
+    """The compensation waited for the policy retry; that retry's launch failing (its job is
+    not in the code location) is the run's end, so the compensation is planned then."""
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    setup(flow("{max_attempts: 2}", undo_a=True), url)
+    run_id, _ = mid_step(url, dagster_instance, DagsterRunStatus.CANCELED)
+
+    tick(dagster_instance, url, datetime.now(UTC), jobs=())
+
+    run = RunStore(url).get_run(run_id)
+    assert run.status == "failed" and "not in the code location" in (run.error or {})["message"]
+    (planned,) = events(url, run_id, "run.compensation_planned")
+    assert planned["steps"] == ["a"] and planned["after"] == "failed"
