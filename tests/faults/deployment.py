@@ -184,24 +184,14 @@ def steps(store: RunStore, run_id: uuid.UUID) -> dict[str, str]:
     return {s.step_id: s.status for s in store.run_detail(run_id).steps}
 
 
-def recover(d: Deployment, headers: dict[str, str], run_id: uuid.UUID, step_id: str) -> str:
-    """How an orphaned step came back: the reaper's retry under the step's ``retry:`` policy,
-    or (where the reaper did not retry it within a few ticks) an operator's retry via the API.
-
-    Before 434e8a9, when run monitoring ended the dead worker's Dagster run FAILURE before the
-    lease expired, the run-failure sensor failed the Baton run first and the reaper then gave
-    the orphan ``will_retry: false``; the operator's retry stays as the fallback, and the path
-    taken is printed (``-s``).
-    """
+def recover(d: Deployment, run_id: uuid.UUID, step_id: str) -> str:
+    """How an orphaned step came back: the reaper fails it and retries it under the step's
+    ``retry:`` policy (no operator needed), or it had completed after all."""
     wait_for(f"the reaper on run {run_id}", lambda: steps(d.store, run_id)[step_id] != "running")
     if steps(d.store, run_id)[step_id] == "completed":
         return "completed, nothing to recover"
-    try:
-        wait_for("the reaper's retry", lambda: d.status(run_id) != "failed", 30)
-        return "reaper retry"
-    except AssertionError:
-        d.call("POST", f"/api/v1/runs/{run_id}/steps/{step_id}/retry", headers, json={})
-        return "operator retry via the API"
+    wait_for("the reaper's policy retry", lambda: d.status(run_id) != "failed")
+    return "reaper retry"
 
 
 def dump(value: Any) -> str:

@@ -65,7 +65,7 @@ def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
         assert killed >= 4, "webserver, daemon, API and the run worker at least"
         d.start()
         wait_for("the reaper", lambda: steps(d.store, mid) != {"work": "running"})
-        path = recover(d, ops, mid, "work")
+        path = recover(d, mid, "work")
         d.wait_status(mid, "completed")
         recovery = time.monotonic() - killed_at
         assert d.status(waiting) == "awaiting_approval"  # the restart did not touch it
