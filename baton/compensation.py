@@ -24,7 +24,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from baton import segments
 from baton.db.models import OrchestrationDefinition, OrchestrationRun, OrchestrationStep
 from baton.state import IllegalTransition
+from baton.store.audit import ActionRecord, AuditRepository
 from baton.store.compensations import CompensationsRepository, Planned
 from baton.store.definitions import DefinitionsRepository
 from baton.store.events import EventsRepository
@@ -162,13 +163,27 @@ class Compensations:
 
     # starting ------------------------------------------------------------------------------
 
-    def request(self, run_id: uuid.UUID, *, by: str, via: str) -> list[str]:
+    def request(
+        self, run_id: uuid.UUID, *, by: str, via: str, reason: str | None = None
+    ) -> list[str]:
         """An operator's compensation of a failed or aborted run: a failed compensation runs
         its failed rows again, a run never compensated is planned (``compensate_on`` aside).
+        Audited like retry, skip and abort: accepted in its transaction, refused in its own.
 
         Raises:
             NotCompensable: the run's state does not allow it (the message names it).
         """
+        try:
+            return self._request(run_id, by=by, via=via, reason=reason)
+        except NotCompensable as exc:
+            with self.store.session() as s:
+                run = RunsRepository(s).get(run_id)
+                if run is not None:
+                    entry = _action(run, by=by, via=via, reason=reason, steps=[])
+                    AuditRepository(s).record(entry, outcome="refused", message=str(exc))
+            raise
+
+    def _request(self, run_id: uuid.UUID, *, by: str, via: str, reason: str | None) -> list[str]:
         with self.store.session() as s:
             runs = RunsRepository(s)
             runs.lock(run_id)
@@ -178,6 +193,7 @@ class Compensations:
             refusal = manual_refusal(run)
             if refusal is not None:
                 raise NotCompensable(refusal)
+            entry = _action(run, by=by, via=via, reason=reason, steps=[])
             if run.compensation == "failed":
                 steps = CompensationsRepository(s).reopen_failed(run_id)
             else:
@@ -192,6 +208,9 @@ class Compensations:
                 run_id=run_id,
                 payload={"by": by, "via": via, "steps": steps},
             )
+            entry = replace(entry, details={"steps": steps})
+            message = f"compensation of {', '.join(steps)} (in this order) requested"
+            AuditRepository(s).record(entry, outcome="accepted", message=message)
             return steps
 
     def claim(
@@ -378,3 +397,21 @@ class Compensations:
             run_id=run_id,
             payload=payload,
         )
+
+
+def _action(
+    run: OrchestrationRun, *, by: str, via: str, reason: str | None, steps: list[str]
+) -> ActionRecord:
+    """The audit entry of an operator's compensate (the run's state when it was asked)."""
+    return ActionRecord(
+        organization=run.organization,
+        run_id=run.id,
+        step_id=None,
+        action="compensate",
+        by=by,
+        via=via,
+        reason=reason,
+        details={"steps": steps},
+        run_status=run.status,
+        step_status=None,
+    )

@@ -360,7 +360,12 @@ class Lifecycle:
     # compensation -------------------------------------------------------------------------
 
     def compensate(
-        self, run_id: uuid.UUID, *, by: str, organization: str | None = None
+        self,
+        run_id: uuid.UUID,
+        *,
+        by: str,
+        organization: str | None = None,
+        reason: str | None = None,
     ) -> Launched:
         """An operator's compensation of a failed or aborted run's completed steps (a failed
         compensation: its failed ones again); launched from this process.
@@ -369,19 +374,26 @@ class Lifecycle:
             LifecycleError: no such run (in ``organization``), or its state does not allow
                 it (code conflict, the state named).
         """
-        self.prepare_compensation(run_id, by=by, organization=organization)
+        self.prepare_compensation(run_id, by=by, organization=organization, reason=reason)
         launched = self.launch_compensation(run_id)
         return launched or Launched(run_id, error="claimed by another process")
 
     def prepare_compensation(
-        self, run_id: uuid.UUID, *, by: str, organization: str | None = None
+        self,
+        run_id: uuid.UUID,
+        *,
+        by: str,
+        organization: str | None = None,
+        reason: str | None = None,
     ) -> list[str]:
         """The guarded half of ``compensate``: the compensation pending (planned, or its
         failed steps reopened); returns the steps it undoes, in order."""
         with self.store.session() as s:
             _run(s, run_id, organization)
         try:
-            return Compensations(self.store).request(run_id, by=by, via=self.via)
+            return Compensations(self.store).request(
+                run_id, by=by, via=self.via, reason=self.store.mask(reason) if reason else None
+            )
         except NotCompensable as exc:
             raise LifecycleError("conflict", str(exc)) from exc
 

@@ -258,11 +258,15 @@ class AbortRequest(Strict):
     reason: str | None = _REASON
 
 
+class CompensateRequest(Strict):
+    reason: str | None = _REASON
+
+
 class AuditEntry(BaseModel):
     id: str
     run_id: str
     step_id: str | None
-    action: Literal["retry", "skip", "abort"]
+    action: Literal["retry", "skip", "abort", "compensate"]
     by: str = Field(description="Who: the user name of the token, or the CLI's --as.")
     via: str = Field(description="Where from: api, cli, page, sensor.")
     reason: str | None

@@ -9,11 +9,13 @@ from typing import Any
 
 from baton.cli.output import dumps, error
 from baton.compensation import Compensations
+from baton.edge import check_reason
 from baton.launch import OneShotLauncher
 from baton.library import prepare_database
 from baton.lifecycle import Lifecycle, LifecycleError
 from baton.settings import get_settings
 from baton.store.service import RunStore
+from orchestration_defs.language.values import ValueProblem
 
 
 def add_parser(runs: argparse._SubParsersAction) -> None:
@@ -24,18 +26,24 @@ def add_parser(runs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_id", type=uuid.UUID, metavar="ID")
     p.add_argument("--as", dest="user", default=os.environ.get("USER") or "cli")
+    p.add_argument("--reason", help="why (kept in the run's audit log)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=compensate_run)
 
 
 def compensate_run(args: argparse.Namespace) -> int:
     """The same guarded change as the API's, then the compensation job launched from here."""
+    try:
+        reason = check_reason(args.reason)
+    except ValueProblem as exc:
+        error(str(exc))  # an argument that cannot be read: nothing was asked
+        return 2
     settings = get_settings()
     prepare_database(settings)
     store = RunStore(settings.db_url)
     lifecycle = Lifecycle(store, OneShotLauncher(settings), via="cli")
     try:
-        launched = lifecycle.compensate(args.run_id, by=args.user)
+        launched = lifecycle.compensate(args.run_id, by=args.user, reason=reason)
     except LifecycleError as exc:
         error(str(exc))  # the refusal names the run's state (and its compensation's)
         return 1

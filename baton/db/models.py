@@ -291,7 +291,7 @@ class OrchestrationEvent(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-OPERATOR_ACTIONS = ("abort", "retry", "skip")
+OPERATOR_ACTIONS = ("abort", "retry", "skip", "compensate")
 OPERATOR_OUTCOMES = ("accepted", "refused")
 
 

@@ -1,4 +1,5 @@
-"""The audit log of operator actions (retry, skip, abort): who, when, what, why, and how it went.
+"""The audit log of operator actions (retry, skip, abort, compensate): who, when, what, why,
+and how it went.
 
 Rows are only inserted. An accepted action's row is written in the transaction of the change
 it records, so the log and the state never disagree; a refusal is written in its own.

@@ -273,3 +273,33 @@ def test_doctor_lists_a_compensation_not_started_until_it_starts(db_url: str) ->
     assert "claimed by cli but not started past its lease" in stale
     Compensations(store).begin(run_id, segment.segment_id)
     assert listed(120) == []
+
+
+def test_a_manual_compensation_is_audited_accepted_or_refused(db_url: str) -> None:
+    from baton.store.audit import AuditRepository
+
+    store = RunStore(db_url)
+    run_id = undoable_run(db_url, extra="compensate_on: [aborted]")
+    lifecycle = Lifecycle(store, None, via="cli")
+    with pytest.raises(LifecycleError, match="is running"):
+        lifecycle.prepare_compensation(run_id, by="ops", reason="too early")
+    store.fail_run(run_id, {"message": "d failed"})  # compensate_on leaves failures out
+    steps = lifecycle.prepare_compensation(run_id, by="ops", reason="undo the announcement")
+    assert steps == ["b", "a", "c"]
+    with store.session() as s:
+        entries = [
+            (e.action, e.outcome, e.by, e.via, e.reason, e.run_status, e.details)
+            for e in AuditRepository(s).list(run_id)
+        ]
+    assert entries == [
+        ("compensate", "refused", "ops", "cli", "too early", "running", {"steps": []}),
+        (
+            "compensate",
+            "accepted",
+            "ops",
+            "cli",
+            "undo the announcement",
+            "failed",
+            {"steps": ["b", "a", "c"]},
+        ),
+    ]

@@ -20,6 +20,7 @@ from baton.api.queries import RunFilters, runs_page, scoped_run
 from baton.api.schemas import (
     AbortRequest,
     AuditLog,
+    CompensateRequest,
     CompensationStarted,
     Launched,
     LaunchRequest,
@@ -206,7 +207,7 @@ def run_audit(
     principal: Principal = Depends(require("viewer")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
 ) -> AuditLog:
-    """The operator actions asked of this run (retry, skip, abort), accepted or refused,
+    """The operator actions asked of this run (retry, skip, abort, compensate), accepted or refused,
     oldest first: who, through what, why, the states they met and how it went."""
     with store.session() as s:
         _run_or_404(s, principal, run_id)
@@ -251,6 +252,7 @@ def abort_run(
 def compensate_run(
     run_id: uuid.UUID,
     background: BackgroundTasks,
+    body: CompensateRequest | None = None,
     principal: Principal = Depends(require("operator")),  # noqa: B008
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
@@ -265,7 +267,10 @@ def compensate_run(
     lifecycle = Lifecycle(store, dagster, via="api")
     try:
         steps = lifecycle.prepare_compensation(
-            run_id, by=principal.user_name, organization=principal.organization
+            run_id,
+            by=principal.user_name,
+            organization=principal.organization,
+            reason=_reason(body.reason if body else None),
         )
     except LifecycleError as exc:
         raise _api_error(exc) from exc
