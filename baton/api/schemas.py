@@ -202,6 +202,22 @@ class ApprovalView(BaseModel):
     votes: list[Vote] | None = None
 
 
+class CompensationStep(BaseModel):
+    step_id: str
+    position: int = Field(description="Its place in the compensation: 1 runs first.")
+    status: str = Field(description="pending, running, completed or failed.")
+    attempt: int
+    agent: str
+    error: dict[str, Any] | None
+    dagster_run_id: str | None
+
+
+class CompensationView(BaseModel):
+    status: str = Field(description="pending, running, completed or failed.")
+    error: str | None = Field(description="Why it failed, or why it has not started.")
+    steps: list[CompensationStep] = Field(description="In the order they run.")
+
+
 class RunDetail(RunSummary):
     steps: list[Step]
     approvals: list[ApprovalView]
@@ -209,6 +225,9 @@ class RunDetail(RunSummary):
     children: list[str]
     last_dagster_run_id: str | None
     segments: list[Segment] = Field(description="Dagster runs of this run, oldest first.")
+    compensation: CompensationView | None = Field(
+        None, description="The undoing of its completed steps (`compensate:`), if planned."
+    )
 
 
 class CompensationStarted(BaseModel):

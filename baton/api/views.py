@@ -20,6 +20,7 @@ from baton.db.models import (
     OrchestrationEvent,
     OrchestrationRun,
     OrchestrationStep,
+    StepCompensation,
 )
 from baton.store.service import DeliverableRecord
 from orchestration_defs.language.values import sanitized as clean
@@ -55,6 +56,28 @@ def step(row: OrchestrationStep) -> schemas.Step:
         dagster_run_id=row.dagster_run_id,
         started_at=row.started_at,
         finished_at=row.finished_at,
+    )
+
+
+def compensation(
+    run: OrchestrationRun, rows: Sequence[StepCompensation]
+) -> schemas.CompensationView | None:
+    if run.compensation is None:
+        return None
+    steps = [
+        schemas.CompensationStep(
+            step_id=clean(row.step_id),
+            position=row.position,
+            status=row.status,
+            attempt=row.attempt,
+            agent=row.agent,
+            error=clean(row.error),
+            dagster_run_id=row.dagster_run_id,
+        )
+        for row in rows
+    ]
+    return schemas.CompensationView(
+        status=run.compensation, error=clean(run.compensation_error), steps=steps
     )
 
 

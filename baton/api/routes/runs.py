@@ -38,6 +38,7 @@ from baton.lineage import chain_of
 from baton.slugs import UnknownSlug, resolve_slug
 from baton.store.approvals import ApprovalsRepository
 from baton.store.audit import AuditRepository
+from baton.store.compensations import CompensationsRepository
 from baton.store.definitions import DefinitionsRepository
 from baton.store.runs import RunsRepository
 from baton.store.service import RunStore
@@ -165,7 +166,8 @@ def get_run(
     store: RunStore = Depends(get_store),  # noqa: B008
     dagster: DagsterGateway = Depends(get_dagster),  # noqa: B008
 ) -> RunDetail:
-    """One run with its steps, approvals, deliverables, sub-runs and Dagster runs."""
+    """One run with its steps, approvals, deliverables, sub-runs, Dagster runs and, once
+    planned, its compensation (steps in the order they run)."""
     with store.session() as s:
         run = _run_or_404(s, principal, run_id)
         summary = views.run_summary(run)
@@ -175,6 +177,7 @@ def get_run(
         approvals = [views.approval(a, repo.votes(a.id), chain) for a in repo.list(run_id=run_id)]
         children = [str(c.id) for c in RunsRepository(s).children(run_id)]
         last_dagster = run.last_dagster_run_id
+        undo = views.compensation(run, CompensationsRepository(s).rows(run_id))
     return RunDetail(
         **summary.model_dump(),
         steps=steps,
@@ -183,6 +186,7 @@ def get_run(
         children=children,
         last_dagster_run_id=last_dagster,
         segments=_segments(dagster, run_id),
+        compensation=undo,
     )
 
 

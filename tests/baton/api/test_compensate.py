@@ -45,3 +45,31 @@ def test_compensate_is_refused_with_the_state_named_and_needs_an_operator(world:
     nothing = world.client.post(f"/api/v1/runs/{failed}/compensate", headers=operator)
     assert nothing.status_code == 409
     assert "no completed step with a 'compensate:'" in nothing.json()["error"]["message"]
+
+
+def test_the_run_detail_and_the_audit_show_the_compensation(world: World) -> None:
+    url = world.settings.db_url
+    run_id = undoable_run(url, "organization: acme\ncompensate_on: [aborted]", organization="acme")
+    world.store.fail_run(run_id, {"message": "d failed"})
+    headers = world.headers("acme", "operator")
+    before = world.client.get(f"/api/v1/runs/{run_id}", headers=headers).json()
+    assert before["compensation"] is None
+    body = {"reason": "the launch was called off"}
+    posted = world.client.post(f"/api/v1/runs/{run_id}/compensate", headers=headers, json=body)
+    assert posted.status_code == 202, posted.text
+    detail = world.client.get(f"/api/v1/runs/{run_id}", headers=headers).json()
+    assert detail["compensation"]["status"] == "pending"
+    steps = detail["compensation"]["steps"]
+    assert [(s["step_id"], s["position"], s["status"]) for s in steps] == [
+        ("b", 1, "pending"),
+        ("a", 2, "pending"),
+        ("c", 3, "pending"),
+    ]
+    audit = world.client.get(f"/api/v1/runs/{run_id}/audit", headers=headers).json()["items"]
+    assert [(a["action"], a["outcome"], a["reason"]) for a in audit] == [
+        ("compensate", "accepted", "the launch was called off")
+    ]
+    refused = world.client.post(
+        f"/api/v1/runs/{run_id}/compensate", headers=headers, json={"reasons": "typo"}
+    )
+    assert refused.status_code == 422  # unknown keys are refused at the edge
