@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PORT ?= 3000
 API_PORT ?= $(or $(BATON_API__PORT),8080)
 
-.PHONY: install lock audit up test test-fast test-faults lint typecheck db-upgrade openapi clean
+.PHONY: install lock audit up test test-e2e test-all test-fast test-faults lint typecheck db-upgrade openapi clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,9 +44,17 @@ up: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
-## test: the whole test suite on two workers (Postgres tests skip outside CI when unreachable)
+## test: the test suite on two workers, but for the e2e and fault tests (Postgres tests skip
+## outside CI when unreachable)
 test: $(STAMP)
 	$(BIN)/pytest -n 2
+
+## test-e2e: whole deployments (`baton up`, the demo, the browser) driven from outside
+test-e2e: $(STAMP)
+	$(BIN)/pytest -n 2 -m e2e
+
+## test-all: what CI runs: the suite, the e2e tests, then the fault tests
+test-all: test test-e2e test-faults
 
 ## test-fast: everything but the tests that start Dagster processes
 test-fast: $(STAMP)

@@ -14,7 +14,7 @@ import pytest
 from baton.settings import get_settings
 from tests.e2e.deploy import RUN_QUERY, graphql
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def _api_url() -> str:

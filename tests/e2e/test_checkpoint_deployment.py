@@ -20,7 +20,7 @@ from baton.store.service import RunStore
 from baton.warm_launcher import WORKER_TAG
 from tests.e2e.deploy import graphql, launch
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 BATON = str(Path(sys.executable).with_name("baton"))
 ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 RUNS_QUERY = """{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"""

@@ -26,7 +26,7 @@ import pytest
 from tests.chromium import launched_chromium
 from tests.e2e.deploy import graphql
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 BATON = str(Path(sys.executable).with_name("baton"))
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 SEGMENTS = """

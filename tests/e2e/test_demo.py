@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 TREE_LINE = re.compile(r"^\s+(finance-manager|kpi-tracking) \w{8}  (\w+)", re.MULTILINE)
 

@@ -13,7 +13,7 @@ from baton.settings import get_settings
 from baton.store.service import RunStore
 from tests.e2e.deploy import JOBS_QUERY, RUN_QUERY, graphql, launch
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def test_ui_lists_one_job_per_library_file_and_a_launchpad_run_completes(

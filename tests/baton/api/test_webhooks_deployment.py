@@ -21,7 +21,7 @@ from baton.webhooks.signing import headers, verify
 from tests.e2e.conftest import deployment  # noqa: F401  (the `baton up` fixture)
 from tests.fakes.http import FakeServer, Reply
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 BATON = str(Path(sys.executable).with_name("baton"))
 
 TRIGGERED = """

@@ -20,7 +20,7 @@ import pytest
 from baton.warm_launcher import client as warm_client
 from tests.e2e.deploy import free_port, wait_for_jobs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 T = TypeVar("T")
 BATON = str(Path(sys.executable).with_name("baton"))
 
