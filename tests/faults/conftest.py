@@ -139,3 +139,16 @@ def pg_stores() -> Iterator[tuple[str, str]]:
     """Both stores on the shared Postgres server, in databases of their own."""
     with postgres_stores(PG_ADMIN_URL) as stores:
         yield stores
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """Both stores on one backend: SQLite (Baton's file, Dagster's SQLite in DAGSTER_HOME:
+    the embedded default of `make up`), or Postgres (databases of their own)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'baton-fault.db'}"
+        migrate.upgrade(url)
+        yield url, None
+        return
+    with postgres_stores(PG_ADMIN_URL) as pg:
+        yield pg

@@ -16,7 +16,7 @@ from tests.faults.conftest import deployment_env
 from tests.faults.deployment import Deployment, deployed, dump, steps, wait_for
 from tests.orchestration_defs.calls_server import HANG, CallsServer
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 RUN_STATUS = '{ runOrError(runId: "%s") { ... on Run { status } } }'
 
@@ -32,9 +32,9 @@ def _owner(d: Deployment, run_id: uuid.UUID) -> str:
 
 
 def test_an_abort_stops_the_agent_call_in_flight_and_cancels_the_step(
-    pg_stores: tuple[str, str], library: Path, agent: CallsServer, tmp_path: Path
+    stores: tuple[str, str | None], library: Path, agent: CallsServer, tmp_path: Path
 ) -> None:
-    with deployed(deployment_env(library, agent, *pg_stores), tmp_path) as d:
+    with deployed(deployment_env(library, agent, *stores), tmp_path) as d:
         ops = d.token("ops", "operator")
         agent.script.append(HANG)  # held until its client goes away
         run_id = d.launch(ops, "fault-mid")  # `work` has retry: {max_attempts: 2}

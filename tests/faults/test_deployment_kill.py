@@ -1,6 +1,6 @@
-"""kill -9 of a real deployment (`baton up` on Postgres for both stores): the whole of it with
-one run waiting at a checkpoint and one mid-step, and the daemon alone between a decision and
-its tick. The agents are one local HTTP server counting calls and idempotency keys."""
+"""kill -9 of a real deployment (`baton up`; both stores on SQLite, then on Postgres): the
+whole of it with one run waiting at a checkpoint and one mid-step, and the daemon alone between
+a decision and its tick. The agents are one local HTTP server counting calls and keys."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.faults.conftest import FAST_REAPER, deployment_env
 from tests.faults.deployment import Deployment, deployed, dump, recover, steps, wait_for
 from tests.orchestration_defs.calls_server import HANG, CallsServer
 
-pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status } } } }"
 ENDED = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -42,15 +42,19 @@ def _segments(d: Deployment, headers: dict[str, str], run_id: uuid.UUID) -> list
     return list(d.call("GET", f"/api/v1/runs/{run_id}", headers)["segments"])
 
 
+def _segment_statuses(d: Deployment, headers: dict[str, str], run_id: uuid.UUID) -> list[str]:
+    return [s["status"] for s in _segments(d, headers, run_id)]
+
+
 def _dagster_statuses(d: Deployment) -> list[str]:
     runs = graphql(d.ui, RUNS_QUERY)["runsOrError"]["results"]
     return [r["status"] for r in runs]
 
 
 def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
-    pg_stores: tuple[str, str], library: Path, agent: CallsServer, tmp_path: Path
+    stores: tuple[str, str | None], library: Path, agent: CallsServer, tmp_path: Path
 ) -> None:
-    env = deployment_env(library, agent, *pg_stores, **FAST_REAPER)
+    env = deployment_env(library, agent, *stores, **FAST_REAPER)
     with deployed(env, tmp_path) as d:
         ops = d.token("ops", "operator")
         ann = d.token("ann", "approver", "editors")
@@ -90,17 +94,22 @@ def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
 
 @pytest.mark.parametrize("killed", ["daemon", "deployment"])
 def test_kill_9_between_a_decision_and_its_tick(
-    killed: str, pg_stores: tuple[str, str], library: Path, agent: CallsServer, tmp_path: Path
+    killed: str, stores: tuple[str, str | None], library: Path, agent: CallsServer, tmp_path: Path
 ) -> None:
     # A claim the killed API never started is taken over by the approval sensor after this.
     env = deployment_env(
-        library, agent, *pg_stores, BATON_SENSORS__CLAIM_LEASE_SECONDS="10", **FAST_REAPER
+        library, agent, *stores, BATON_SENSORS__CLAIM_LEASE_SECONDS="10", **FAST_REAPER
     )
     with deployed(env, tmp_path) as d:
         ops = d.token("ops", "operator")
         ann = d.token("ann", "approver", "editors")
         run_id = d.launch(ops, "fault-wait")
         d.wait_status(run_id, "awaiting_approval")
+        # The pause's own segment ends in Dagster just after the run is awaiting approval:
+        # the kill is meant for the decision's launch, not for that worker winding down.
+        wait_for(
+            "the paused segment ended", lambda: _segment_statuses(d, ops, run_id) == ["SUCCESS"]
+        )
         approval = _approval(d, ann, run_id)
         if killed == "daemon":
             # The decision lands while no daemon runs: its segment waits in Dagster's queue
@@ -116,7 +125,7 @@ def test_kill_9_between_a_decision_and_its_tick(
         d.wait_status(run_id, "completed")
         recovery = time.monotonic() - killed_at
         time.sleep(6)  # a sensor tick more: a second launch would show now
-        assert [s["status"] for s in _segments(d, ops, run_id)] == ["SUCCESS", "SUCCESS"]
+        assert _segment_statuses(d, ops, run_id) == ["SUCCESS", "SUCCESS"]
         assert _keys(agent, run_id, "draft") == [f"{run_id}:draft:1"]
         assert _keys(agent, run_id, "publish") == [f"{run_id}:publish:1"]
         assert set(_dagster_statuses(d)) <= ENDED
