@@ -134,6 +134,25 @@ def test_the_retry_policy_makes_a_new_call_with_a_new_key(
     assert (row.attempt, row.call_number, row.output) == (2, 2, {"ok": True, "call": 2})
 
 
+@pytest.mark.parametrize("server", [[503, 503]], indirect=True)
+def test_an_agent_failing_twice_then_answering_is_called_three_times_once_per_key(
+    dagster_instance: DagsterInstance, server: CallsServer
+) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    three = RETRIED.replace("max_attempts: 2", "max_attempts: 3")
+    _register(three, url)
+    result = publisher_job(three, url).execute_in_process(
+        run_config={"inputs": {}}, instance=dagster_instance, raise_on_error=False
+    )
+    assert result.success
+    run, row = _step(url)
+    assert server.keys == [f"{run.id}:publish:{n}" for n in (1, 2, 3)]
+    assert (row.status, row.attempt, row.call_number) == ("completed", 3, 3)
+    assert row.output == {"ok": True, "call": 3}
+    failed = [e.payload for e in RunStore(url).run_detail(run.id).events if e.type == "step.failed"]
+    assert [f["will_retry"] for f in failed] == [True, True]
+
+
 @pytest.mark.parametrize("server", [[HANG]], indirect=True)
 def test_a_timed_out_call_ends_before_its_retry_starts(
     dagster_instance: DagsterInstance, server: CallsServer
