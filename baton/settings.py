@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -242,6 +243,17 @@ class StepSettings(BaseModel):
     )
 
 
+class ExecutionSettings(BaseModel):
+    """How the steps of one Dagster segment are executed (``BATON_EXECUTION__*``)."""
+
+    executor: Literal["in_process"] = Field(
+        "in_process",
+        description="The executor of every compiled job: in_process runs the steps of a "
+        "segment one after another in the run worker (docs/performance.md compares the "
+        "options).",
+    )
+
+
 class Settings(BaseSettings):
     """Baton's configuration (environment variables prefixed ``BATON_``)."""
 
@@ -281,6 +293,7 @@ class Settings(BaseSettings):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     steps: StepSettings = Field(default_factory=StepSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "

@@ -26,7 +26,6 @@ from dagster import (
     OpDefinition,
     OpExecutionContext,
     Permissive,
-    in_process_executor,
 )
 
 from agent_resources.base import AgentRequest
@@ -38,6 +37,7 @@ from baton.segments import RUN_TAG, compensation_job
 from baton.settings import get_settings
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.common import STORE_KEY, op_store, segment_of, template_context
+from orchestration_defs.compiler.executor import job_executor
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
 from orchestration_defs.language.templates import TemplateError, render
 
@@ -59,7 +59,7 @@ def build_compensation_job(spec: OrchestrationSpec) -> JobDefinition | None:
         # the store (masked), so the mapping only accepts them.
         config=ConfigMapping(config_fn=lambda _outer: {}, config_schema=CONFIG),
         tags={**spec.tags, "baton/orchestration": spec.slug, "baton/compensation": "true"},
-        executor_def=in_process_executor,
+        executor_def=job_executor(),
     )
 
 

@@ -8,12 +8,12 @@ from dagster import (
     JobDefinition,
     NodeInvocation,
     OpDefinition,
-    in_process_executor,
 )
 
 from orchestration_defs.compiler.checkpoint_op import build_checkpoint_op
 from orchestration_defs.compiler.common import BATON_IN, dep_input, op_name
 from orchestration_defs.compiler.config import job_config
+from orchestration_defs.compiler.executor import job_executor
 from orchestration_defs.compiler.finish_op import build_finish_op
 from orchestration_defs.compiler.orchestration_op import build_orchestration_op
 from orchestration_defs.compiler.start_op import build_start_op
@@ -57,5 +57,5 @@ def build_job(spec: OrchestrationSpec) -> JobDefinition:
         description=spec.description or spec.name,
         config=job_config(spec, start.name),
         tags={**spec.tags, "baton/orchestration": spec.slug, "baton/version": str(spec.version)},
-        executor_def=in_process_executor,
+        executor_def=job_executor(),
     )

@@ -75,6 +75,12 @@ def test_kill_9_of_the_whole_deployment_with_a_run_waiting_and_one_mid_step(
         assert d.status(waiting) == "awaiting_approval"  # the restart did not touch it
         _decide(d, ann, _approval(d, ann, waiting))
         d.wait_status(waiting, "completed")
+        # A run is completed by its last step, just before its segment's worker ends in Dagster.
+        for run_id in (mid, waiting):
+            wait_for(
+                f"{run_id}'s segments ended in Dagster",
+                lambda: set(_segment_statuses(d, ops, run_id)) <= ENDED,  # noqa: B023
+            )
 
         # The interrupted call was presented again under its key; nothing else was doubled.
         assert _keys(agent, mid, "work") == [f"{mid}:work:1"] * 2, dump(agent.keys)
