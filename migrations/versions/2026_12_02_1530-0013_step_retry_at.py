@@ -66,7 +66,12 @@ def _due(error: object) -> datetime | None:
         return None
     if not error.get("will_retry") or not error.get("retry_at"):
         return None
-    return datetime.fromisoformat(str(error["retry_at"]))
+    try:
+        return datetime.fromisoformat(str(error["retry_at"]))
+    except ValueError:
+        # A moment no one can read is not worth failing the upgrade over: the reaper's
+        # lease check still finds the attempt; only its scheduled retry is lost.
+        return None
 
 
 def downgrade() -> None:

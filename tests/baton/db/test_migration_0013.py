@@ -68,3 +68,19 @@ def test_upgrade_copies_a_pending_policy_retry_to_retry_at(url: str) -> None:
         assert a.retry_at is None
         assert b.retry_at is not None
         assert b.retry_at.replace(tzinfo=b.retry_at.tzinfo or UTC) == due
+
+
+def test_upgrade_passes_over_a_retry_at_it_cannot_read(url: str) -> None:
+    migrate.upgrade(url)
+    run_id = _orphans(url, datetime.now(UTC))
+    with session_scope(url) as s:
+        step = StepsRepository(s).get(run_id, "b")
+        assert step is not None
+        step.error = {**(step.error or {}), "retry_at": "next tuesday"}
+    migrate.downgrade(url, "0012")
+
+    migrate.upgrade(url)  # does not fail on it
+
+    with session_scope(url) as s:
+        b = StepsRepository(s).get(run_id, "b")
+        assert b is not None and b.retry_at is None
