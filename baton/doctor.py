@@ -27,6 +27,7 @@ from baton.db.models import (
     OrchestrationEvent,
     OrchestrationRun,
     OrchestrationStep,
+    StepCompensation,
     WebhookInbox,
     utcnow,
 )
@@ -43,6 +44,7 @@ KINDS = (
     "run_not_started",
     "step_orphaned",
     "compensation_not_started",
+    "compensation_running",
     "webhook",
     "library",
     *CHILD_KINDS,
@@ -86,6 +88,9 @@ def waiting_on_system(
         *_runs_not_started(s, now),
         *_orphaned_steps(s, now, timedelta(seconds=get_settings().sensors.step_lease_seconds)),
         *_compensations_not_started(s, now, lease),
+        *_compensations_running(
+            s, now, timedelta(seconds=get_settings().sensors.step_lease_seconds)
+        ),
         *_webhooks(s, now),
         *_library(s),
         *child_waits(s, now, GRACE, lease, Waiting),
@@ -213,7 +218,9 @@ def _compensations_not_started(s: Session, now: datetime, lease: timedelta) -> l
     waiting = []
     for r in rows:
         claimed = _aware(r.compensation_claimed_at)
-        since = claimed or _aware(r.finished_at)
+        # Pending since it was planned or reopened (that write stamps updated_at), not since
+        # the run finished: a compensation an operator reopens today is not a day late.
+        since = claimed or _aware(r.updated_at) or _aware(r.finished_at)
         why = f" (last launch: {r.compensation_error})" if r.compensation_error else ""
         if claimed is None and since is not None and since < now - GRACE:
             reason = (
@@ -230,6 +237,31 @@ def _compensations_not_started(s: Session, now: datetime, lease: timedelta) -> l
             continue
         waiting.append(Waiting("compensation_not_started", str(r.id), since, reason, str(r.id)))
     return waiting
+
+
+def _compensations_running(s: Session, now: datetime, lease: timedelta) -> list[Waiting]:
+    """Compensation calls running past the step lease. Their rows have no heartbeat: the
+    reaper ends a compensation whose Dagster run ended, so one listed here is either a long
+    call or a segment the reaper has not seen end (is the daemon running?)."""
+    row, run = StepCompensation, OrchestrationRun
+    rows = s.execute(
+        select(row, run.compensation_segment)
+        .join(run, run.id == row.run_id)
+        .where(row.status == "running", run.compensation == "running", row.started_at < now - lease)
+        .order_by(row.started_at)
+    ).all()
+    return [
+        Waiting(
+            "compensation_running",
+            f"{r.run_id}/{r.step_id}",
+            _aware(r.started_at),
+            f"the compensation of step '{r.step_id}' (segment {segment or '?'}) has been running "
+            f"for over {lease.total_seconds():g} s: a long call, or its Dagster run ended and "
+            "baton_reaper_sensor has not failed it yet (is the Dagster daemon running?)",
+            str(r.run_id),
+        )
+        for r, segment in rows
+    ]
 
 
 def _webhooks(s: Session, now: datetime) -> list[Waiting]:

@@ -303,3 +303,43 @@ def test_a_manual_compensation_is_audited_accepted_or_refused(db_url: str) -> No
             {"steps": ["b", "a", "c"]},
         ),
     ]
+
+
+def _doctor(store: RunStore, kind: str, after: float = 0) -> list[str]:
+    from baton.doctor import waiting_on_system
+
+    with store.session() as s:
+        found = waiting_on_system(s, now=utcnow() + timedelta(seconds=after))
+    return [w.reason for w in found if w.kind == kind]
+
+
+def test_doctor_counts_a_reopened_compensation_from_its_reopening(db_url: str) -> None:
+    store = RunStore(db_url)
+    run_id = undoable_run(db_url)
+    store.fail_run(run_id, {"message": "d failed"})
+    _finish_with(store, run_id, failing="a")
+    with store.session() as s:  # the run and its compensation failed a day ago
+        run = RunsRepository(s).get(run_id)
+        assert run is not None
+        run.finished_at = run.updated_at = utcnow() - timedelta(days=1)
+    assert Compensations(store).request(run_id, by="ops", via="test") == ["a"]
+    assert _doctor(store, "compensation_not_started") == []  # the sensor has a loop to claim it
+    [late] = _doctor(store, "compensation_not_started", after=60)
+    assert "planned but not claimed" in late
+
+
+def test_doctor_lists_a_compensation_call_running_past_the_step_lease(db_url: str) -> None:
+    store = RunStore(db_url)
+    run_id = undoable_run(db_url)
+    store.fail_run(run_id, {"message": "d failed"})
+    compensations = Compensations(store)
+    segment = compensations.claim(run_id, by="sensor")
+    assert segment is not None
+    work = compensations.begin(run_id, segment.segment_id)
+    first = work.rows[0].step_id
+    compensations.start(run_id, first, input={}, dagster_run_id="d1", new_call=True)
+    assert _doctor(store, "compensation_running", after=30) == []
+    [stuck] = _doctor(store, "compensation_running", after=600)
+    assert f"compensation of step '{first}'" in stuck and segment.segment_id in stuck
+    compensations.complete(run_id, first, output={"undone": True})
+    assert _doctor(store, "compensation_running", after=600) == []
