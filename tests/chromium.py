@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.pg import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,17 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, instance_for_test
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from baton.db import migrate
 from baton.db.engine import get_engine
 from baton.settings import get_settings
+from tests.pg import IN_CI as IN_CI  # re-exported: tests import it from here
+from tests.pg import create_database, drop_database
 
 PG_ADMIN_URL = os.environ.get(
     "BATON_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(autouse=True)
@@ -73,34 +72,12 @@ def sqlite_db(sqlite_url: str, sqlite_template: Path) -> str:
     return sqlite_url
 
 
-def _pg_admin_engine():  # type: ignore[no-untyped-def]
-    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
 def _create_database(template: str | None = None) -> str:
-    """A new Postgres database (a copy of ``template`` if given); its URL."""
-    name = f"baton_test_{uuid.uuid4().hex[:12]}"
-    clause = f' TEMPLATE "{template}"' if template else ""
-    admin = _pg_admin_engine()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
-    except Exception as exc:
-        if IN_CI:
-            pytest.fail(f"Postgres is required in CI but unreachable at {PG_ADMIN_URL}: {exc}")
-        pytest.skip(f"Postgres unreachable at {PG_ADMIN_URL}: {exc}")
-    finally:
-        admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return create_database(PG_ADMIN_URL, prefix="baton_test", template=template)
 
 
 def _drop_database(url: str) -> None:
-    get_engine(url).dispose()
-    get_engine.cache_clear()
-    admin = _pg_admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(PG_ADMIN_URL, url)
 
 
 @pytest.fixture

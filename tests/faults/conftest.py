@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from baton.db import migrate
-from baton.db.engine import get_engine
 from baton.settings import PACKAGE_ROOT
-from tests.conftest import IN_CI, PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL
 from tests.helpers import write_library
 from tests.orchestration_defs.calls_server import CallsServer
+from tests.pg import create_database, drop_database
 
 # Every agent step is the shipped `publisher` (an api agent): POST {BATON_PUBLISH_URL}/publish
 # with an Idempotency-Key; its body is the step's `with:`, so the server tells steps apart.
@@ -78,26 +74,11 @@ def library(tmp_path: Path) -> Path:
 @contextlib.contextmanager
 def fresh_database(admin_url: str) -> Iterator[str]:
     """A new, empty database on the server of ``admin_url``; dropped afterwards."""
-    name = f"baton_fault_{uuid.uuid4().hex[:12]}"
-    # No pool: a connection opened before an outage of this server must not be reused after.
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        if IN_CI:
-            pytest.fail(f"Postgres is required in CI but unreachable at {admin_url}: {exc}")
-        pytest.skip(f"Postgres unreachable at {admin_url}: {exc}")
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    url = create_database(admin_url, prefix="baton_fault")
     try:
         yield url
     finally:
-        get_engine(url).dispose()
-        get_engine.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(admin_url, url)
 
 
 @contextlib.contextmanager

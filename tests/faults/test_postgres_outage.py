@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import IN_CI
 from tests.faults.conftest import deployment_env, postgres_stores
 from tests.faults.deployment import deployed, dump, recover, steps, wait_for
 from tests.orchestration_defs.calls_server import HOLD, CallsServer
+from tests.pg import IN_CI
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.postgres]
 
