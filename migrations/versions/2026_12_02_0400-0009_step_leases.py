@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from baton.db.schema_ops import columns, indexes
+
 revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
@@ -21,30 +23,18 @@ COLUMN = "heartbeat_at"
 STATUS_INDEX = "ix_orchestration_steps_status"
 
 
-def _inspector() -> sa.Inspector:
-    return sa.inspect(op.get_bind())
-
-
-def _columns() -> set[str]:
-    return {c["name"] for c in _inspector().get_columns(TABLE)}
-
-
-def _indexes() -> set[str]:
-    return {i["name"] for i in _inspector().get_indexes(TABLE)}
-
-
 def upgrade() -> None:
     # Guarded: a database created from the models already has both.
-    if COLUMN not in _columns():
+    if COLUMN not in columns(TABLE):
         with op.batch_alter_table(TABLE, schema=None) as batch_op:
             batch_op.add_column(sa.Column(COLUMN, sa.DateTime(timezone=True), nullable=True))
-    if STATUS_INDEX not in _indexes():
+    if STATUS_INDEX not in indexes(TABLE):
         op.create_index(STATUS_INDEX, TABLE, ["status"])
 
 
 def downgrade() -> None:
-    if STATUS_INDEX in _indexes():
+    if STATUS_INDEX in indexes(TABLE):
         op.drop_index(STATUS_INDEX, table_name=TABLE)
-    if COLUMN in _columns():
+    if COLUMN in columns(TABLE):
         with op.batch_alter_table(TABLE, schema=None) as batch_op:
             batch_op.drop_column(COLUMN)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from baton.db.schema_ops import columns
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
@@ -19,13 +21,9 @@ TABLE = "orchestration_steps"
 COLUMN = "call_number"
 
 
-def _columns() -> set[str]:
-    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns(TABLE)}
-
-
 def upgrade() -> None:
     # Guarded: a database created from the models already has it.
-    if COLUMN in _columns():
+    if COLUMN in columns(TABLE):
         return
     with op.batch_alter_table(TABLE, schema=None) as batch_op:
         batch_op.add_column(sa.Column(COLUMN, sa.Integer(), nullable=False, server_default="0"))
@@ -35,6 +33,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if COLUMN in _columns():
+    if COLUMN in columns(TABLE):
         with op.batch_alter_table(TABLE, schema=None) as batch_op:
             batch_op.drop_column(COLUMN)

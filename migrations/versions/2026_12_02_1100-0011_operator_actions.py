@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from baton.db.schema_ops import columns, has_table, indexes, replace_check, sql_in
+
 revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
@@ -27,39 +29,13 @@ OLD_STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "sk
 NEW_STEP_STATUSES = (*OLD_STEP_STATUSES, "cancelled")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
-def _inspector() -> sa.Inspector:
-    return sa.inspect(op.get_bind())
-
-
-def _step_columns() -> set[str]:
-    return {c["name"] for c in _inspector().get_columns(STEPS)}
-
-
-def _step_check() -> str | None:
-    for check in _inspector().get_check_constraints(STEPS):
-        if check["name"] == STEP_CHECK:
-            return str(check["sqltext"])
-    return None
-
-
 def _replace_step_check(values: tuple[str, ...]) -> None:
-    """Make the step status check allow exactly ``values`` (left alone if it already does)."""
-    current = _step_check()
-    if current is not None and ("cancelled" in current) == ("cancelled" in values):
-        return  # already as wanted (a database created from the models)
-    with op.batch_alter_table(STEPS, schema=None) as batch_op:
-        if current is not None:
-            batch_op.drop_constraint(op.f(STEP_CHECK), type_="check")
-        batch_op.create_check_constraint(op.f(STEP_CHECK), _in("status", values))
+    replace_check(STEPS, STEP_CHECK, "status", values, marker="cancelled")
 
 
 def upgrade() -> None:
     # Guarded: a table created from the models is left as it is.
-    if not _inspector().has_table(TABLE):
+    if not has_table(TABLE):
         op.create_table(
             TABLE,
             sa.Column("id", sa.Uuid(), nullable=False),
@@ -77,10 +53,11 @@ def upgrade() -> None:
             sa.Column("message", sa.Text(), nullable=True),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.CheckConstraint(
-                _in("action", ("abort", "retry", "skip")), name=op.f("ck_operator_actions_action")
+                sql_in("action", ("abort", "retry", "skip")),
+                name=op.f("ck_operator_actions_action"),
             ),
             sa.CheckConstraint(
-                _in("outcome", ("accepted", "refused")), name=op.f("ck_operator_actions_outcome")
+                sql_in("outcome", ("accepted", "refused")), name=op.f("ck_operator_actions_outcome")
             ),
             sa.ForeignKeyConstraint(
                 ["run_id"],
@@ -90,9 +67,9 @@ def upgrade() -> None:
             ),
             sa.PrimaryKeyConstraint("id", name=op.f("pk_operator_actions")),
         )
-    if INDEX not in {i["name"] for i in _inspector().get_indexes(TABLE)}:
+    if INDEX not in indexes(TABLE):
         op.create_index(INDEX, TABLE, ["run_id", "created_at"])
-    if REPLACEMENT not in _step_columns():
+    if REPLACEMENT not in columns(STEPS):
         with op.batch_alter_table(STEPS, schema=None) as batch_op:
             batch_op.add_column(sa.Column(REPLACEMENT, JSON, nullable=True))
     _replace_step_check(NEW_STEP_STATUSES)
@@ -102,10 +79,10 @@ def downgrade() -> None:
     # Nothing older knows the status: a cancelled step shows as failed.
     op.execute(sa.text(f"UPDATE {STEPS} SET status = 'failed' WHERE status = 'cancelled'"))
     _replace_step_check(OLD_STEP_STATUSES)
-    if REPLACEMENT in _step_columns():
+    if REPLACEMENT in columns(STEPS):
         with op.batch_alter_table(STEPS, schema=None) as batch_op:
             batch_op.drop_column(REPLACEMENT)
-    if _inspector().has_table(TABLE):
-        if INDEX in {i["name"] for i in _inspector().get_indexes(TABLE)}:
+    if has_table(TABLE):
+        if INDEX in indexes(TABLE):
             op.drop_index(INDEX, table_name=TABLE)
         op.drop_table(TABLE)

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from baton.db.schema_ops import columns, has_table, indexes, replace_check, sql_in
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
@@ -37,38 +39,8 @@ OLD_STEP_STATUSES = ("pending", "running", "waiting", "completed", "failed", "sk
 NEW_STEP_STATUSES = (*OLD_STEP_STATUSES, "compensated")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
-def _inspector() -> sa.Inspector:
-    return sa.inspect(op.get_bind())
-
-
-def _columns(table: str) -> set[str]:
-    return {c["name"] for c in _inspector().get_columns(table)}
-
-
-def _indexes(table: str) -> set[str]:
-    return {i["name"] for i in _inspector().get_indexes(table)}
-
-
-def _step_check() -> str | None:
-    for check in _inspector().get_check_constraints(STEPS):
-        if check["name"] == STEP_CHECK:
-            return str(check["sqltext"])
-    return None
-
-
 def _replace_step_check(values: tuple[str, ...]) -> None:
-    """Make the step status check allow exactly ``values`` (left alone if it already does)."""
-    current = _step_check()
-    if current is not None and ("compensated" in current) == ("compensated" in values):
-        return  # already as wanted (a database created from the models)
-    with op.batch_alter_table(STEPS, schema=None) as batch_op:
-        if current is not None:
-            batch_op.drop_constraint(op.f(STEP_CHECK), type_="check")
-        batch_op.create_check_constraint(op.f(STEP_CHECK), _in("status", values))
+    replace_check(STEPS, STEP_CHECK, "status", values, marker="compensated")
 
 
 def _create_table() -> None:
@@ -90,7 +62,7 @@ def _create_table() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
-            _in("status", ("pending", "running", "completed", "failed")),
+            sql_in("status", ("pending", "running", "completed", "failed")),
             name=op.f("ck_step_compensations_status"),
         ),
         sa.ForeignKeyConstraint(
@@ -106,16 +78,16 @@ def _create_table() -> None:
 
 def upgrade() -> None:
     # Guarded: a database created from the models already has all of it.
-    if not _inspector().has_table(TABLE):
+    if not has_table(TABLE):
         _create_table()
-    if STATUS_INDEX not in _indexes(TABLE):
+    if STATUS_INDEX not in indexes(TABLE):
         op.create_index(STATUS_INDEX, TABLE, ["status"])
-    missing = [c for c in RUN_COLUMNS if c.name not in _columns(RUNS)]
+    missing = [c for c in RUN_COLUMNS if c.name not in columns(RUNS)]
     if missing:
         with op.batch_alter_table(RUNS, schema=None) as batch_op:
             for column in missing:
                 batch_op.add_column(column.copy())
-    if RUNS_INDEX not in _indexes(RUNS):
+    if RUNS_INDEX not in indexes(RUNS):
         op.create_index(RUNS_INDEX, RUNS, ["compensation"])
     _replace_step_check(NEW_STEP_STATUSES)
 
@@ -124,14 +96,14 @@ def downgrade() -> None:
     # Nothing older knows the status: a compensated step shows as completed (its output kept).
     op.execute(sa.text(f"UPDATE {STEPS} SET status = 'completed' WHERE status = 'compensated'"))
     _replace_step_check(OLD_STEP_STATUSES)
-    if RUNS_INDEX in _indexes(RUNS):
+    if RUNS_INDEX in indexes(RUNS):
         op.drop_index(RUNS_INDEX, table_name=RUNS)
-    present = [c.name for c in RUN_COLUMNS if c.name in _columns(RUNS)]
+    present = [c.name for c in RUN_COLUMNS if c.name in columns(RUNS)]
     if present:
         with op.batch_alter_table(RUNS, schema=None) as batch_op:
             for name in present:
                 batch_op.drop_column(name)
-    if _inspector().has_table(TABLE):
-        if STATUS_INDEX in _indexes(TABLE):
+    if has_table(TABLE):
+        if STATUS_INDEX in indexes(TABLE):
             op.drop_index(STATUS_INDEX, table_name=TABLE)
         op.drop_table(TABLE)

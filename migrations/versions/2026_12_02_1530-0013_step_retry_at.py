@@ -11,6 +11,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from alembic import op
 
+from baton.db.schema_ops import columns, indexes
+
 revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
@@ -21,24 +23,12 @@ COLUMN = "retry_at"
 INDEX = "ix_orchestration_steps_retry_at"
 
 
-def _inspector() -> sa.Inspector:
-    return sa.inspect(op.get_bind())
-
-
-def _columns() -> set[str]:
-    return {c["name"] for c in _inspector().get_columns(TABLE)}
-
-
-def _indexes() -> set[str]:
-    return {i["name"] for i in _inspector().get_indexes(TABLE)}
-
-
 def upgrade() -> None:
     # Guarded: a database created from the models already has both.
-    if COLUMN not in _columns():
+    if COLUMN not in columns(TABLE):
         with op.batch_alter_table(TABLE, schema=None) as batch_op:
             batch_op.add_column(sa.Column(COLUMN, sa.DateTime(timezone=True), nullable=True))
-    if INDEX not in _indexes():
+    if INDEX not in indexes(TABLE):
         op.create_index(INDEX, TABLE, [COLUMN])
     _backfill()
 
@@ -75,8 +65,8 @@ def _due(error: object) -> datetime | None:
 
 
 def downgrade() -> None:
-    if INDEX in _indexes():
+    if INDEX in indexes(TABLE):
         op.drop_index(INDEX, table_name=TABLE)
-    if COLUMN in _columns():
+    if COLUMN in columns(TABLE):
         with op.batch_alter_table(TABLE, schema=None) as batch_op:
             batch_op.drop_column(COLUMN)

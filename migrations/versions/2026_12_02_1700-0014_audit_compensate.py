@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from baton.db.schema_ops import replace_check
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -21,26 +23,8 @@ OLD_ACTIONS = ("abort", "retry", "skip")
 NEW_ACTIONS = (*OLD_ACTIONS, "compensate")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
-
-
-def _check() -> str | None:
-    for check in sa.inspect(op.get_bind()).get_check_constraints(TABLE):
-        if check["name"] == CHECK:
-            return str(check["sqltext"])
-    return None
-
-
 def _replace_check(values: tuple[str, ...]) -> None:
-    """Make the action check allow exactly ``values`` (left alone if it already does)."""
-    current = _check()
-    if current is not None and ("compensate" in current) == ("compensate" in values):
-        return  # already as wanted (a database created from the models)
-    with op.batch_alter_table(TABLE, schema=None) as batch_op:
-        if current is not None:
-            batch_op.drop_constraint(op.f(CHECK), type_="check")
-        batch_op.create_check_constraint(op.f(CHECK), _in("action", values))
+    replace_check(TABLE, CHECK, "action", values, marker="compensate")
 
 
 def upgrade() -> None:
