@@ -1,0 +1,70 @@
+"""What the README and the docs say about commands and routes is checked against the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.api.app import create_app
+from tests.baton.api.world import api_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# A route as the docs write it: `/api/v1/approvals/<approval id>/decision`, `/ui/approvals`.
+ROUTE = re.compile(r"(?P<path>/(?:api/v1|ui)(?:/(?:<[^>]*>|[^\s`\"'?)<,]+))*)")
+
+
+def _paths(routes: list[Any], prefix: str = "") -> list[str]:
+    """Every path served, through included routers (FastAPI keeps them nested)."""
+    paths = []
+    for route in routes:
+        context = getattr(route, "include_context", None)
+        if context is not None:
+            paths += _paths(route.original_router.routes, prefix + context.prefix)
+        elif hasattr(route, "path"):
+            paths.append(prefix + route.path)
+    return paths
+
+
+def _routes(tmp_path: Path) -> list[re.Pattern[str]]:
+    app = create_app(api_settings(tmp_path, f"sqlite:///{tmp_path / 'baton.db'}"))
+    return [
+        re.compile(re.sub(r"\{[^}]+\}", "[^/]+", path) + "/?")
+        for path in _paths(list(app.routes))
+        if path.startswith(("/api/v1", "/ui"))
+    ]
+
+
+def _shown_routes() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for match in ROUTE.finditer(doc.read_text(encoding="utf-8")):
+            path = match.group("path")
+            if path.endswith(".py") or "::" in path or path == "/api/v1":  # a test, the prefix
+                continue
+            found.append((doc.name, re.sub(r"<[^>]*>|\{[^}]*\}", "x", path).rstrip(".,:")))
+    return found
+
+
+def test_every_route_the_docs_show_exists(tmp_path: Path) -> None:
+    routes = _routes(tmp_path)
+    shown = _shown_routes()
+    assert len(shown) > 20
+    missing = [(doc, p) for doc, p in shown if not any(r.fullmatch(p) for r in routes)]
+    assert not missing, f"routes the docs show that the API does not serve: {missing}"
+
+
+@pytest.mark.parametrize("doc", ["checkpoints.md", "api.md", "architecture.md"])
+def test_no_doc_promises_the_api_for_later(doc: str) -> None:
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    assert not re.search(r"API (next|later|to come)|next issue", text), doc
+
+
+def test_checkpoints_shows_every_way_to_decide() -> None:
+    text = (ROOT / "docs" / "checkpoints.md").read_text(encoding="utf-8")
+    deciding = text.split("## Deciding", 1)[1].split("\n## ", 1)[0]
+    for way in ("/ui/approvals", "/api/v1/approvals/", "/decision", "baton approvals decide"):
+        assert way in deciding, way
