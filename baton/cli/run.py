@@ -1,4 +1,4 @@
-"""``baton run SLUG -i key=value ... [--wait] [--json]``."""
+"""``baton run SLUG -i key=value ... -s key=text ... [--wait] [--json]``."""
 
 from __future__ import annotations
 
@@ -41,7 +41,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an input; VALUE is read as JSON when it is valid JSON, else as a string",
+        help="an input; VALUE is read as JSON when it is valid JSON, else as a string: "
+        "-i n=3 is the number 3, -i 'tags=[\"a\"]' a list, -i name=Ada the text Ada; "
+        "for text that looks like JSON (123, true, null) quote it, -i 'customer=\"123\"', "
+        "or use -s",
+    )
+    p.add_argument(
+        "-s",
+        "--input-str",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='an input whose VALUE is text as given, never JSON: -s customer=123 is "123"',
     )
     p.add_argument("--wait", action="store_true", help="wait for the run to settle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -84,10 +95,52 @@ def parse_inputs(pairs: list[str], *, what: str = "input", root: str = "inputs")
     return values
 
 
+def parse_text_inputs(pairs: list[str]) -> dict[str, str]:
+    """``key=value`` pairs of ``-s``; every value is the text as given.
+
+    Raises:
+        ValueError: a pair has no '=' or no key.
+    """
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"-s '{shown(pair)}' is not KEY=VALUE")
+        values[key] = raw
+    return values
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The inputs of ``-i`` (JSON first) and ``-s`` (text); a key given by both is refused."""
+    given = parse_inputs(args.input)
+    texts = parse_text_inputs(args.input_str)
+    both = sorted(set(given) & set(texts))
+    if both:
+        raise ValueError(f"input '{shown(both[0])}' is given by both -i and -s; give it once")
+    return {**given, **texts}
+
+
+def _json_hints(
+    item_inputs: dict[str, Any], given: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """Say why a text input got a number: ``-i customer=123`` is read as JSON."""
+    texts = set(parse_text_inputs(args.input_str))
+    for key, value in given.items():
+        spec = item_inputs.get(key)
+        scalar = value is None or isinstance(value, int | float)  # bool is an int
+        if spec is None or spec.type != "string" or key in texts or not scalar:
+            continue
+        raw = dumps(value, indent=None)
+        error(
+            f"input '{shown(key)}': -i reads {raw} as JSON; for the text, "
+            f"-s {shown(key)}={raw} or -i '{shown(key)}=\"{raw}\"'"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
-        given = parse_inputs(args.input)
+        given = _given(args)
     except ValueError as exc:
         error(str(exc))
         return 2
@@ -109,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         for problem in exc.problems:
             error(problem)
+        _json_hints(dict(item.spec.inputs), given, args)
         return 1
     prepare_database(settings)
     load_and_register(settings)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from baton.cli.approvals import decide_with
-from baton.cli.run import parse_inputs
+from baton.cli.main import main
+from baton.cli.run import parse_inputs, parse_text_inputs
 from orchestration_defs.language.inputs import InputError, resolve_inputs
 from orchestration_defs.language.models import InputSpec
 from tests.baton.api.edge_world import edge_world, stored
@@ -47,6 +48,51 @@ def test_an_argument_that_is_not_utf8_is_refused_by_the_inputs_check() -> None:
         resolve_inputs({"name": InputSpec(type="string")}, given)
     assert caught.value.fields == ["inputs.name"]
     assert "lone surrogate (U+DCE9)" in caught.value.problems[0]
+
+
+def test_s_keeps_the_value_as_text_where_i_reads_json() -> None:
+    assert parse_inputs(["customer=123", 'quoted="123"', "flag=true"]) == {
+        "customer": 123,
+        "quoted": "123",
+        "flag": True,
+    }
+    assert parse_text_inputs(["customer=123", "flag=true", "e=", "f=a=b"]) == {
+        "customer": "123",
+        "flag": "true",
+        "e": "",
+        "f": "a=b",
+    }
+    with pytest.raises(ValueError, match="-s 'novalue' is not KEY=VALUE"):
+        parse_text_inputs(["novalue"])
+
+
+def test_a_number_for_a_text_input_says_how_to_give_the_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "hello", "-i", "name=123"]) == 1
+    err = capsys.readouterr().err
+    assert "input 'name' must be of type string" in err
+    assert "-i reads 123 as JSON; for the text, -s name=123 or -i 'name=\"123\"'" in err
+    # Nothing was stored: the refusal comes before the database is touched.
+    from baton.settings import get_settings
+
+    assert not (get_settings().data_dir / "baton.db").exists()
+
+
+def test_a_key_given_by_both_i_and_s_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello", "-i", "name=Ada", "-s", "name=Bo"]) == 2
+    assert "input 'name' is given by both -i and -s" in capsys.readouterr().err
+
+
+def test_the_help_of_i_says_it_reads_json_and_shows_the_quoting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "VALUE is read as JSON when it is valid JSON" in text
+    assert "-i 'customer=\"123\"'" in text
+    assert "-s customer=123" in text
 
 
 @pytest.fixture

@@ -63,6 +63,13 @@ def test_run_wait_prints_status_and_outputs(capsys: pytest.CaptureFixture[str]) 
     assert '"greeting": "Hello, Bo."' in out
 
 
+def test_s_launches_digits_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "hello", "-s", "name=123", "-i", "excited=true", "--wait", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "completed"
+    assert body["outputs"] == {"greeting": "Hello, 123!"}
+
+
 def test_missing_required_input_is_refused_before_any_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
