@@ -1,9 +1,12 @@
-"""``baton db upgrade|downgrade|current``."""
+"""``baton db upgrade|downgrade|current|backup|restore``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
+from baton import backup as backups
 from baton.db import migrate
 from baton.settings import get_settings
 
@@ -20,6 +23,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=downgrade)
     p = db.add_parser("current", help="print the database's revision and the newest one")
     p.set_defaults(func=current)
+    p = db.add_parser("backup", help="dump Baton's tables and Dagster's storage into a new folder")
+    p.add_argument("folder", type=Path, help="a folder that does not exist yet, or is empty")
+    p.set_defaults(func=backup)
+    p = db.add_parser(
+        "restore",
+        help="put a backup back into the configured stores (stop the deployment first)",
+    )
+    p.add_argument("folder", type=Path, help="a folder made by `baton db backup`")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="restore over stores that hold data (Postgres: emptied first; SQLite: the "
+        "current files are moved aside to .before-restore-<time>)",
+    )
+    p.set_defaults(func=restore)
 
 
 def upgrade(args: argparse.Namespace) -> int:
@@ -37,4 +55,48 @@ def current(_args: argparse.Namespace) -> int:
     now, head = migrate.current_revision(url), migrate.head_revision()
     state = "up to date" if now == head else "behind"
     print(f"current: {now or 'base (empty)'}  head: {head}  ({state})")
+    return 0
+
+
+def _stores() -> list[backups.Store]:
+    # Dagster's storage is read from DAGSTER_HOME's dagster.yaml without opening the
+    # instance: opening it would create tables in the empty database a restore goes into.
+    settings = get_settings()
+    if not (settings.dagster_home / "dagster.yaml").is_file():
+        raise backups.BackupError(
+            f"{settings.dagster_home / 'dagster.yaml'}: no Dagster instance configured there "
+            "(set BATON_DAGSTER__HOME or DAGSTER_HOME; `baton up` writes the default one)"
+        )
+    return [
+        backups.baton_store(settings.db_url),
+        backups.dagster_store(settings.dagster_home),
+    ]
+
+
+def backup(args: argparse.Namespace) -> int:
+    try:
+        stores = _stores()
+        revision = migrate.current_revision(get_settings().db_url)
+        manifest = backups.backup(args.folder, stores, baton_revision=revision)
+    except backups.BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for entry in manifest.entries:
+        print(f"{entry.store}: {entry.source} -> {args.folder / entry.file}")
+    print(f"backup of revision {manifest.baton_revision} in {args.folder}")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    try:
+        manifest = backups.restore(args.folder, _stores(), replace=args.replace)
+    except backups.BackupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for entry in manifest.entries:
+        print(f"{entry.store}: {args.folder / entry.file} -> {entry.source}")
+    url = get_settings().db_url
+    now, head = migrate.current_revision(url), migrate.head_revision()
+    after = "run `baton db upgrade`" if now != head else "up to date"
+    print(f"restored the backup of {manifest.taken_at}: Baton's schema at {now} ({after})")
     return 0
