@@ -38,6 +38,31 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode recreates a SQLite table to alter it (copy, drop, rename). With foreign
+        # keys enforced, dropping the old table deletes every row that references it through
+        # ON DELETE CASCADE: an upgrade emptied the steps, events and approvals of every run.
+        # The pragma is a no-op inside a transaction, so it is set before Alembic's begins.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    if sqlite:
+        _check_foreign_keys(connection)
+
+
+def _check_foreign_keys(connection) -> None:  # type: ignore[no-untyped-def]
+    """A migration that left a row pointing nowhere fails loudly instead of going unseen."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    connection.commit()
+    if broken:
+        raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+
+
+def _migrate(connection) -> None:  # type: ignore[no-untyped-def]
     # Batch mode lets ALTER work on SQLite, which recreates tables for most changes.
     context.configure(
         connection=connection,
