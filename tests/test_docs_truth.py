@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -72,79 +70,8 @@ def test_checkpoints_shows_every_way_to_decide() -> None:
         assert way in deciding, way
 
 
-FENCE = re.compile(r"^```(?:sh|bash|console|shell)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-
-
-def _command_lines(text: str) -> list[str]:
-    """The shell lines of the fenced sh blocks, continuations joined."""
-    lines: list[str] = []
-    for block in FENCE.findall(text):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.strip().removeprefix("$ ")
-            if "baton " in line and not line.startswith("#"):
-                lines.append(line)
-    return lines
-
-
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser] | None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return None
-
-
-def _check(words: list[str], top: argparse.ArgumentParser) -> tuple[list[str], str | None]:
-    """The subcommand path of ``baton WORDS...`` and what the parser does not know, if any."""
-    parser, path = top, []
-    rest = words[1:]
-    while (choices := _subparsers(parser)) is not None:
-        if not rest or rest[0] not in choices:
-            return path, f"no subcommand {rest[:1]} of 'baton {' '.join(path)}'"
-        path.append(rest[0])
-        parser, rest = choices[rest[0]], rest[1:]
-    known = parser._option_string_actions
-    for word in rest:
-        option = word.strip("[]").split("=", 1)[0]
-        if option.startswith("-") and option not in ("-", "--") and option not in known:
-            return path, f"'baton {' '.join(path)}' has no option {option}"
-    return path, None
-
-
-def test_every_baton_command_the_docs_show_exists() -> None:
-    from baton.cli.main import build_parser
-
-    top = build_parser()
-    problems, checked = [], 0
-    for doc in DOCS:
-        for line in _command_lines(doc.read_text(encoding="utf-8")):
-            try:
-                words = shlex.split(line.replace("<", "'<").replace(">", ">'"), comments=True)
-            except ValueError:
-                words = line.split()
-            segments: list[list[str]] = [[]]
-            for word in words:
-                if word in ("|", "&&", ";", ">", "2>&1"):
-                    segments.append([])
-                else:
-                    segments[-1].append(word)
-            path: list[str] = []
-            for segment in segments:
-                if segment[:1] == ["baton"]:
-                    path, problem = _check(segment, top)
-                elif segment and path:
-                    # `baton runs abort ID | retry ID STEP`: alternatives of the same command
-                    parent = _check(["baton", *path[:-1]], top)[0]
-                    alternative = ["baton", *parent, *segment]
-                    if _check(alternative, top)[1] is not None:
-                        continue  # a real pipe (`| jq ...`)
-                    path, problem = _check(alternative, top)
-                else:
-                    continue
-                checked += 1
-                if problem:
-                    problems.append(f"{doc.name}: {line}: {problem}")
-    assert checked > 60
-    assert not problems, "\n".join(problems)
+# Every command, option, make target, script and curl route of the docs' shell blocks is
+# checked line by line by tests/docs/test_doc_commands.py; the marked blocks are run there.
 
 
 # A file or folder of the project named in backquotes: `docs/api.md`, `bench/`, `.ci/run`.
