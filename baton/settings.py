@@ -246,11 +246,26 @@ class StepSettings(BaseModel):
 class ExecutionSettings(BaseModel):
     """How the steps of one Dagster segment are executed (``BATON_EXECUTION__*``)."""
 
-    executor: Literal["in_process"] = Field(
+    executor: Literal["in_process", "celery", "k8s"] = Field(
         "in_process",
         description="The executor of every compiled job: in_process runs the steps of a "
-        "segment one after another in the run worker (docs/performance.md compares the "
-        "options).",
+        "segment one after another in the run worker; celery sends each step to the Celery "
+        "workers of `celery_queue` (`baton celery-worker`); k8s runs each step as a Kubernetes "
+        "Job (dagster-k8s, deploy/k8s/; docs/performance.md compares the options).",
+    )
+    celery_broker: SecretStr = Field(
+        SecretStr("pyamqp://guest:guest@127.0.0.1:5672//"),
+        description="Celery broker URL of the celery executor and of `baton celery-worker` "
+        "(a secret: it may carry a password).",
+    )
+    celery_backend: SecretStr = Field(
+        SecretStr("rpc://"),
+        description="Celery result backend URL (rpc:// sends results back through the broker).",
+    )
+    celery_queue: str = Field(
+        "baton",
+        min_length=1,
+        description="Celery queue the steps are sent to and `baton celery-worker` listens on.",
     )
 
 

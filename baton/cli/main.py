@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "api": "api",
     "up": "up",
     "webhooks": "webhooks",
+    "celery-worker": "celery_worker",
 }
 
 
