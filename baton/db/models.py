@@ -15,7 +15,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -27,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from baton.db.types import UtcDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -97,7 +98,7 @@ class OrchestrationDefinition(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JsonType)
     checksum: Mapped[str] = mapped_column(String(64))
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class OrchestrationRun(Base):
@@ -143,9 +144,7 @@ class OrchestrationRun(Base):
     parent_step_attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The claim to launch the run's next segment (a child's first, a parent's resume): the
     # children sensor takes over a claim whose segment has not started once its lease passed.
-    launch_claimed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    launch_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     launch_claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -153,21 +152,17 @@ class OrchestrationRun(Base):
     # The one segment allowed to do work (``baton/segment`` tag of its Dagster run); a launch
     # replaces it with a compare-and-set, and every step checks it again before it starts.
     segment_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # Compensation of completed steps after an abort or failure (baton.compensation): NULL is
     # nothing to do, else pending|running|completed|failed. The claim names the segment that
     # runs it; the compensation sensor takes over a claim not launched within its lease.
     compensation: Mapped[str | None] = mapped_column(String(16), nullable=True)
     compensation_segment: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    compensation_claimed_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
+    compensation_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     compensation_claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     compensation_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -203,7 +198,7 @@ class OrchestrationStep(Base):
     # The attempt's owner: the Dagster run that started it (the lease's holder).
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Renewed while the owner's agent call runs; the reaper fails an attempt whose lease expired.
-    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     # Set by a checkpoint's "retry" decision: merged over the rendered input on the next attempt.
     input_override: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     # Set by an operator's retry with a new input: replaces the rendered input from the next
@@ -212,13 +207,11 @@ class OrchestrationStep(Base):
     # When the reaper retries this orphaned attempt under the step's retry policy; NULL once
     # the retry is taken (by the reaper or an operator) or the step moves on. Indexed: the
     # reaper's tick reads only the due ones, whatever the history.
-    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class HumanApproval(Base):
@@ -241,10 +234,10 @@ class HumanApproval(Base):
     decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
     modifications: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     organization: Mapped[str] = mapped_column(String(100), default="global")
     prompt: Mapped[str] = mapped_column(Text, default="")
     show: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
@@ -262,7 +255,7 @@ class HumanApproval(Base):
     resumed_dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Who claimed the decision to launch its segment, and when: a claim older than the lease
     # with no segment behind it is taken over (guarded on claimed_at) by the safety-net sensor.
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Why the claimed segment has not started (no such job, launch failed), until it does.
     launch_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -288,7 +281,7 @@ class OrchestrationEvent(Base):
     organization: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 OPERATOR_ACTIONS = ("abort", "retry", "skip", "compensate")
@@ -331,7 +324,7 @@ class OperatorAction(Base):
     step_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     outcome: Mapped[str] = mapped_column(String(16))
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AgentRecord(Base):
@@ -346,10 +339,8 @@ class AgentRecord(Base):
     env: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     limits: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
     checksum: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Deliverable(Base):
@@ -377,7 +368,7 @@ class Deliverable(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class User(Base):
@@ -390,7 +381,7 @@ class User(Base):
     organization: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     groups: Mapped[list[Any]] = mapped_column(JsonType, default=list)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ApprovalVote(Base):
@@ -407,7 +398,7 @@ class ApprovalVote(Base):
     decision: Mapped[str] = mapped_column(String(32))
     modifications: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 API_ROLES = ("viewer", "operator", "approver", "admin")
@@ -432,9 +423,9 @@ class ApiToken(Base):
     role: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64))
     prefix: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 WEBHOOK_INBOX_STATUSES = ("pending", "processed", "ignored")
@@ -454,11 +445,9 @@ class WebhookSource(Base):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     # During a rotation the old secret stays valid until previous_valid_until.
     previous_secret_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
-    previous_valid_until: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True
-    )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebhookInbox(Base):
@@ -481,8 +470,8 @@ class WebhookInbox(Base):
     status: Mapped[str] = mapped_column(String(32), default="pending")
     # What the sensor did with it: the run keys it requested, or why none.
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebhookSubscription(Base):
@@ -498,8 +487,8 @@ class WebhookSubscription(Base):
     event_types: Mapped[list[Any]] = mapped_column(JsonType, default=list)
     # The dispatcher's cursor: the last orchestration_events.sequence considered.
     last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class WebhookDelivery(Base):
@@ -523,11 +512,11 @@ class WebhookDelivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
     status: Mapped[str] = mapped_column(String(32), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class LibraryFile(Base):
@@ -553,7 +542,7 @@ class LibraryFile(Base):
     job_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Every problem found in the file: {"line", "column", "path", "message", "text"}.
     errors: Mapped[list[Any]] = mapped_column(JsonType, default=list)
-    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    synced_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class StepCompensation(Base):
@@ -586,6 +575,6 @@ class StepCompensation(Base):
     output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
