@@ -10,7 +10,7 @@ LOCK := requirements.lock
 PORT ?= 3000
 API_PORT ?= $(or $(BATON_API__PORT),8080)
 
-.PHONY: install lock audit up test test-e2e test-all test-fast test-faults lint typecheck db-upgrade openapi clean
+.PHONY: install lock audit up test test-e2e test-all test-fast test-faults bench lint typecheck db-upgrade openapi clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -63,6 +63,11 @@ test-fast: $(STAMP)
 ## test-faults: the fault-injection tests (kill -9 of a deployment, Postgres stopped), serially
 test-faults: $(STAMP)
 	$(BIN)/pytest tests/faults -m fault -p no:xdist
+
+## bench: the benchmark suite: every bench/ script, one table vs bare Dagster, bench/results/latest.json
+## (`make bench BENCH_ARGS="--quick"` or `--only step_overhead,throughput`)
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 ## lint: ruff (lint and format check) and mypy
 lint: $(STAMP)
