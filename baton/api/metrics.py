@@ -41,8 +41,16 @@ webhooks_received = Counter(
 )
 webhooks_refused = Counter(
     "baton_webhooks_refused",
-    "Inbound webhooks refused, by reason (signature, timestamp, replay, size, ...).",
+    "Inbound webhooks refused, by reason (signature, timestamp, size, json, ...).",
     ["source", "reason"],
+    registry=PROCESS_REGISTRY,
+)
+# A replayed id is answered 200 (the sender sees success, docs/api.md): not a refusal, and not
+# a second accepted webhook either, since nothing new is stored.
+webhooks_duplicate = Counter(
+    "baton_webhooks_duplicate",
+    "Inbound webhooks whose id the source had sent before: answered 200, not stored again.",
+    ["source"],
     registry=PROCESS_REGISTRY,
 )
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from baton.api.errors import error_response, error_responses
-from baton.api.metrics import webhooks_received, webhooks_refused
+from baton.api.metrics import webhooks_duplicate, webhooks_received, webhooks_refused
 from baton.lifecycle import Lifecycle
 from baton.settings import Settings
 from baton.webhooks.inbox import Inbox
@@ -146,7 +146,7 @@ async def receive_webhook(source: str, request: Request, background: BackgroundT
         body=payload,
     )
     if stored is None:
-        webhooks_refused.labels(source=source, reason="replay").inc()
+        webhooks_duplicate.labels(source=source).inc()
         return JSONResponse({"status": "duplicate", "webhook_id": webhook_id}, status_code=200)
     webhooks_received.labels(source=source).inc()
     if settings.webhooks.fast_path:

@@ -140,7 +140,9 @@ def test_webhook_counters_of_this_process_are_exposed(sqlite_db: str) -> None:
     metrics.webhooks_received.labels(source=source).inc()
     metrics.webhooks_received.labels(source=source).inc()
     metrics.webhooks_refused.labels(source=source, reason="signature").inc()
+    metrics.webhooks_duplicate.labels(source=source).inc()
     samples = scrape(client_for(sqlite_db))
+    assert value(samples, "baton_webhooks_duplicate_total", source=source) == 1
     assert value(samples, "baton_webhooks_received_total", source=source) == 2
     assert value(samples, "baton_webhooks_refused_total", source=source, reason="signature") == 1
 

@@ -67,11 +67,26 @@ def test_a_good_webhook_is_stored_then_answered_202(
 def test_posted_three_times_it_is_stored_once(
     client: TestClient, secret: str, settings: Settings
 ) -> None:
+    counted = ("received", "duplicate", "replay")
+
+    def counters() -> tuple[float, ...]:
+        return (
+            _counter("baton_webhooks_received_total", source="github"),
+            _counter("baton_webhooks_duplicate_total", source="github"),
+            _counter("baton_webhooks_refused_total", source="github", reason="replay"),
+        )
+
+    before = counters()
     signed = headers(secret, "msg_thrice", BODY)
     answers = [post(client, BODY, signed) for _ in range(3)]
     assert [a.status_code for a in answers] == [202, 200, 200]  # type: ignore[attr-defined]
     assert answers[1].json() == {"status": "duplicate", "webhook_id": "msg_thrice"}  # type: ignore[attr-defined]
     assert Inbox(settings.db_url).count() == 1
+    # The docs call a replay a success: one accepted, two duplicates, no refusal.
+    grown = dict(
+        zip(counted, (a - b for a, b in zip(counters(), before, strict=True)), strict=True)
+    )
+    assert grown == {"received": 1, "duplicate": 2, "replay": 0}
 
 
 def _refused(
