@@ -2,7 +2,7 @@
 docs/*.md, one :class:`Line` per command (backslash continuations joined, comments split off).
 
 A block right after ``<!-- docs-test: run -->`` is run for real by
-``tests/docs/test_doc_commands_run.py``; every other block is a synopsis whose commands,
+``tests/e2e/test_doc_commands_run.py``; every other block is a synopsis whose commands,
 options and routes are checked against the CLI's parsers, the Makefile, the bench scripts and
 the OpenAPI document (``tests/docs/test_doc_commands.py``).
 """

@@ -1,7 +1,7 @@
 """Every command the docs show exists as shown: each ``baton`` command and option against the
 CLI's own parsers, each ``make`` target against the Makefile, each script and its options
 against its ``--help``, each ``curl`` route against docs/openapi.json, each repository path on
-disk. Blocks marked to run are also run for real (test_doc_commands_run.py)."""
+disk. Blocks marked to run are also run for real (tests/e2e/test_doc_commands_run.py)."""
 
 from __future__ import annotations
 
