@@ -70,6 +70,24 @@ def test_s_launches_digits_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert body["outputs"] == {"greeting": "Hello, 123!"}
 
 
+def test_a_cli_run_records_who_launched_it_like_an_api_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The OS user by default (`--as` is self-declared: the CLI is the administrator's tool).
+    monkeypatch.setenv("USER", "opsadmin")
+    assert main(["run", "hello", "-i", "name=Ada"]) == 0
+    by_default = capsys.readouterr().out.strip()
+    assert main(["run", "hello", "-i", "name=Ada", "--as", "zed"]) == 0
+    declared = capsys.readouterr().out.strip()
+    store = RunStore(get_settings().db_url)
+    for run_id, user in ((by_default, "opsadmin"), (declared, "zed")):
+        assert store.get_run(uuid.UUID(run_id)).created_by == user
+        [segment] = _dagster_runs(run_id)
+        # The same tags an API launch sets (baton/lifecycle.py), with the CLI named as the way.
+        assert segment.tags["baton/user"] == user
+        assert segment.tags["baton/launched_by"] == "cli"
+
+
 def test_missing_required_input_is_refused_before_any_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
