@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -26,6 +27,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def up(args: argparse.Namespace) -> int:
     settings = get_settings()
+    api_host = args.api_host or settings.api.host
+    api_port = args.api_port or settings.api.port
+    taken = _taken([("the Dagster UI", args.host, args.port), ("the API", api_host, api_port)])
+    if taken:
+        # A child that cannot bind would fail on every restart: say so once, before starting.
+        for line in taken:
+            print(f"error: {line}", file=sys.stderr)
+        print(
+            "choose free ports: baton up --port P --api-port Q (make up PORT=P API_PORT=Q)",
+            file=sys.stderr,
+        )
+        return 1
     home = ensure_dagster_home(settings)
     prepare_database(settings)
     try:
@@ -39,8 +52,6 @@ def up(args: argparse.Namespace) -> int:
         for line in problem.lines:
             print(f"  {line}", file=sys.stderr)
     print(f"Baton: data in {settings.data_dir}, DAGSTER_HOME={home}")
-    api_host = args.api_host or settings.api.host
-    api_port = args.api_port or settings.api.port
     print(f"Baton: Dagster UI on http://{args.host}:{args.port}")
     print(f"Baton: API on http://{api_host}:{api_port} (docs at /docs)", flush=True)
     # Links (approval notices, the approvals page, `baton runs show`) follow the ports chosen
@@ -71,6 +82,22 @@ def _stop_zygote(home: Path) -> None:
     # left alone it would idle on for up to a minute after `baton up` ended.
     if warm_client.stop(home):
         print("Baton: stopped the run-worker zygote", file=sys.stderr)
+
+
+def _taken(wanted: list[tuple[str, str, int]]) -> list[str]:
+    """Which of (what, host, port) cannot be bound now, each as a sentence."""
+    problems = []
+    for what, host, port in wanted:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                problems.append(f"{what} cannot listen on {host}:{port}: {exc.strerror}")
+    if len({(h, p) for _, h, p in wanted}) < len(wanted):
+        problems.append(f"the Dagster UI and the API are both given port {wanted[0][2]}")
+    return problems
 
 
 def _link_host(host: str) -> str:
