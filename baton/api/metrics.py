@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from baton.db.engine import get_engine, session_scope
-from baton.db.models import HumanApproval, OrchestrationRun, OrchestrationStep
+from baton.db.models import HumanApproval, OrchestrationRun, OrchestrationStep, utcnow
 from baton.doctor import KINDS, waiting_on_system
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,28 @@ def _approvals_pending(session: Session) -> GaugeMetricFamily:
     return family
 
 
+def _approvals_overdue(session: Session) -> GaugeMetricFamily:
+    # The timeout sensor acts on a deadline within its interval (30 s by default): a pending
+    # approval long past its deadline means the daemon or that sensor is not running.
+    approval = HumanApproval
+    family = GaugeMetricFamily(
+        "baton_approvals_overdue",
+        "Pending approvals whose deadline has passed (the timeout sensor has not acted yet).",
+        labels=["organization"],
+    )
+    overdue = func.sum(
+        case((approval.expires_at.is_not(None) & (approval.expires_at < utcnow()), 1), else_=0)
+    )
+    query = (
+        select(approval.organization, overdue)
+        .where(approval.status == "pending")
+        .group_by(approval.organization)
+    )
+    for org, count in session.execute(query):
+        family.add_metric([org], int(count or 0))
+    return family
+
+
 def _approval_wait(session: Session) -> HistogramMetricFamily:
     approval = HumanApproval
     return _histogram(
@@ -233,6 +255,7 @@ class DatabaseCollector(Collector):
                 _step_durations(session),
                 _step_retries(session),
                 _approvals_pending(session),
+                _approvals_overdue(session),
                 _approval_wait(session),
                 _waiting(session),
                 *_deliveries(session),

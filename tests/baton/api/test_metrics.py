@@ -16,7 +16,7 @@ from baton.api import metrics
 from baton.api.app import create_app
 from baton.approvals import Approvals
 from baton.db.engine import session_scope
-from baton.db.models import OrchestrationStep
+from baton.db.models import HumanApproval, OrchestrationStep
 from baton.settings import Settings
 from baton.store.service import RunStore
 from orchestration_defs.language.library import load_text
@@ -97,6 +97,24 @@ def test_metrics_show_real_values_after_a_demo_run(dagster_instance: DagsterInst
     assert value(samples, "baton_approvals_pending", organization="global") == 1
     assert value(samples, "baton_approval_wait_seconds_count") == 1
     assert value(samples, "baton_approval_wait_seconds_sum") > 0
+
+
+def test_a_pending_approval_past_its_deadline_is_counted_overdue(world: Any) -> None:
+    _, approval_id = world.waiting_run()
+    _, later = world.waiting_run()
+    samples = scrape(world.client)
+    assert value(samples, "baton_approvals_overdue", organization="acme") == 0
+    with session_scope(world.settings.db_url) as s:
+        s.execute(
+            update(HumanApproval)
+            .where(HumanApproval.id == uuid.UUID(approval_id))
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    samples = scrape(world.client)
+    assert value(samples, "baton_approvals_overdue", organization="acme") == 1
+    assert value(samples, "baton_approvals_pending", organization="acme") == 2
+    Approvals(world.store).decide(uuid.UUID(later), user="acme-approver", decision="abort")
+    assert value(scrape(world.client), "baton_approvals_overdue", organization="acme") == 1
 
 
 def test_histogram_buckets_are_cumulative_and_placed_by_duration(sqlite_db: str) -> None:
