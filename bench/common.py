@@ -14,6 +14,9 @@ import json
 import os
 import platform
 import statistics
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -123,3 +126,35 @@ def write_json(path: str | Path, bench: str, figures: list[dict[str, Any]]) -> P
     payload = {"bench": bench, "machine": machine(), "figures": full}
     target.write_text(json.dumps(payload, indent=2) + "\n")
     return target
+
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def throwaway_postgres(admin_url: str, *roles: str) -> Iterator[dict[str, str]]:
+    """One fresh database per role on the server of ``admin_url``; dropped afterwards.
+
+    Yields:
+        role -> SQLAlchemy URL of its database.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    tag = uuid.uuid4().hex[:10]
+    names = {role: f"bench_{role}_{tag}" for role in roles}
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        base = make_url(admin_url)
+        yield {
+            role: base.set(database=name).render_as_string(hide_password=False)
+            for role, name in names.items()
+        }
+    finally:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

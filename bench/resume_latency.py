@@ -109,10 +109,11 @@ class Deployment:
     tokens: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     sensor_interval: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # applied last (other benches)
 
     @property
     def home(self) -> Path:
-        return self.data / "dagster"
+        return Path(self.extra_env.get("DAGSTER_HOME", self.data / "dagster"))
 
     def start(self) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
@@ -128,6 +129,7 @@ class Deployment:
             self.env["BATON_SENSORS__APPROVAL_INTERVAL_SECONDS"] = str(self.sensor_interval)
         if self.library is not None:
             self.env["BATON_LIBRARY_DIR"] = str(self.library)
+        self.env.update(self.extra_env)
         # This process reads the same store and instance as the deployment.
         for key in [k for k in os.environ if k.startswith("BATON_")]:
             del os.environ[key]
@@ -204,9 +206,18 @@ class Deployment:
 
 @contextlib.contextmanager
 def deployment(
-    base: Path, name: str, library: Path | None = None, sensor_interval: int | None = None
+    base: Path,
+    name: str,
+    library: Path | None = None,
+    sensor_interval: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Deployment]:
-    dep = Deployment(data=base / name, library=library, sensor_interval=sensor_interval)
+    dep = Deployment(
+        data=base / name,
+        library=library,
+        sensor_interval=sensor_interval,
+        extra_env=dict(extra_env or {}),
+    )
     dep.data.mkdir(parents=True)
     try:
         dep.start()
@@ -738,8 +749,56 @@ def main() -> int:
             shutil.rmtree(base, ignore_errors=True)
     summary = report(results, args)
     if args.json:
-        args.json.write_text(json.dumps(_to_json(results, summary, args), indent=1, default=str))
+        _write_figures(args.json, summary, args)
+        # The samples and marks stay beside the suite's figures, for a closer look.
+        payload = json.loads(args.json.read_text())
+        payload["detail"] = _to_json(results, summary, args)
+        args.json.write_text(json.dumps(payload, indent=1, default=str))
     return 0
+
+
+def _write_figures(path: Path, summary: dict[str, Any], args: argparse.Namespace) -> None:
+    """The suite's figures (bench/common.py's contract)."""
+    from common import figure, write_json
+
+    sums = summary["summaries"]
+
+    def p(key: str, q: str = "p50") -> float | None:
+        value = sums.get(key, {}).get(q)
+        return None if value is None else float(value)
+
+    dagster_floor = p("floor_default")
+    figures = []
+    for key, label, target in (
+        ("fast", "API decision -> next step started", f"<= {TARGETS['fast']} s"),
+        ("sensor", "Approvals.decide (sensor path) -> next step started", None),
+    ):
+        for q in ("p50", "p95"):
+            value = p(key, q)
+            if value is not None:
+                figures.append(figure(
+                    f"resume: {label}, {q}", value, "s", store="sqlite",
+                    bare=p("floor_default", q) if key == "fast" else None,
+                    target=target if q == "p50" else None,
+                    note="bare: a one-op job, create_run + launch_run -> op, Dagster's launcher"
+                    if key == "fast" and q == "p50" else None,
+                ))  # fmt: skip
+    if p("floor") is not None:
+        figures.append(figure(
+            "bare job launch -> op on Baton's warm launcher, p50", p("floor") or 0.0, "s",
+            store="sqlite", bare=dagster_floor, note="the same job on Dagster's own launcher",
+        ))  # fmt: skip
+    one, many = p("runstart_1"), p(f"runstart_{args.definitions}")
+    if one is not None:
+        figures.append(figure("run start: POST /runs -> first step, 1 definition, p50", one, "s",
+                              store="sqlite"))  # fmt: skip
+    if many is not None:
+        figures.append(figure(
+            f"run start: POST /runs -> first step, {args.definitions} definitions, p50", many,
+            "s", store="sqlite", ratio=summary.get("ratio"), target=f"<= {TARGETS['ratio']}",
+            note=f"ratio: library of {args.definitions} vs of 1 (not vs bare Dagster)",
+        ))  # fmt: skip
+    write_json(path, "resume_latency", figures)
 
 
 def _measure(base: Path, parts: set[str], args: argparse.Namespace) -> dict[str, Any]:
