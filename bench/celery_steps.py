@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -40,6 +39,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# Imported first: bench.common notes the load average at the bench's start.
+from bench.common import figure, machine_line, write_json  # noqa: E402
 
 BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 BOUND = 300.0
@@ -299,41 +301,25 @@ def _report(args: argparse.Namespace, times: dict[str, dict[str, list[float]]]) 
         "parallel": f"2 independent steps of {args.hold:g} s each on 2 workers; "
         f"median of {args.rounds} (one after the other would be >= {2 * args.hold:g} s)",
     }
-    figures = []
-    for name, sides in times.items():
-        baton, bare = statistics.median(sides["baton"]), statistics.median(sides["bare"])
-        figures.append(
-            {
-                "name": f"celery {name}",
-                "store": "sqlite",
-                "baton": round(baton, 3),
-                "bare": round(bare, 3),
-                "ratio": round(baton / bare, 2),
-                "unit": "s",
-                "target": None,
-                "note": notes[name],
-            }
+    figures = [
+        figure(
+            f"celery {name}",
+            round(statistics.median(sides["baton"]), 3),
+            "s",
+            bare=round(statistics.median(sides["bare"]), 3),
+            store="sqlite",
+            note=notes[name],
         )
+        for name, sides in times.items()
+    ]
+    print(machine_line())
     print(f"{'figure':<18} {'baton s':>9} {'bare s':>9} {'ratio':>7}  note")
     for f in figures:
         print(
             f"{f['name']:<18} {f['baton']:>9.3f} {f['bare']:>9.3f} {f['ratio']:>7.2f}  {f['note']}"
         )
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "bench": "celery_steps",
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                        "load_avg": list(os.getloadavg()),
-                    },
-                    "figures": figures,
-                },
-                indent=2,
-            )
-        )
+        write_json(args.json, "celery_steps", figures)
 
 
 if __name__ == "__main__":
