@@ -7,7 +7,7 @@ each approval's `decided_at` to the RUN_START of the Dagster run that resumed it
 
     .venv/bin/python bench/approval_latency.py                 # intervals 30 (Dagster's
                                                                # default), 5 (Baton's), 1
-    .venv/bin/python bench/approval_latency.py --intervals 5 --decisions 20
+    .venv/bin/python bench/approval_latency.py --intervals 5 --decisions 20 [--json out.json]
 """
 
 from __future__ import annotations
@@ -149,10 +149,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--intervals", type=int, nargs="+", default=[30, 5, 1])
     parser.add_argument("--decisions", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures here (make bench)")
     args = parser.parse_args()
     print(f"approval decided -> resumed run started, {args.decisions} decisions per interval")
+    series: dict[int, list[float]] = {}
     for interval in args.intervals:
-        _report(interval, measure(interval, args.decisions))
+        series[interval] = measure(interval, args.decisions)
+        _report(interval, series[interval])
+    if args.json:
+        _write_figures(args.json, series)
+
+
+def _write_figures(path: Path, series: dict[int, list[float]]) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import figure, percentile, write_json
+
+    figures = []
+    for interval, values in series.items():
+        for q in (50, 95):
+            figures.append(figure(
+                f"approval decided -> resumed run started, sensor every {interval} s, p{q}",
+                statistics.median(values) if q == 50 else percentile(values, 95), "s",
+                store="sqlite", note=f"{len(values)} decisions; no bare twin (a sensor path)"
+                if q == 50 else None,
+            ))  # fmt: skip
+    write_json(path, "approval_latency", figures)
 
 
 if __name__ == "__main__":

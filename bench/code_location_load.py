@@ -15,6 +15,7 @@ each side pays for what it does on top of Dagster:
 
     .venv/bin/python bench/code_location_load.py                  # N=500, S=10
     .venv/bin/python bench/code_location_load.py --definitions 100 --repeats 1 --worker-repeats 3
+    .venv/bin/python bench/code_location_load.py --json out.json   # also the suite's figures
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ def main() -> None:
     parser.add_argument("--worker-repeats", type=int, default=9, help="run workers of each size")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--json", type=Path, help="also write the figures here (make bench)")
     args = parser.parse_args()
     if args.child:
         _child(args)
@@ -235,6 +237,24 @@ def main() -> None:
     print(f"library: {n} definitions of {s} steps; medians of fresh processes, sides alternating")
     for label, value in rows:
         print(f"{label:<62} {value}")
+    if args.json:
+        _write_figures(args.json, n, s, first=first, reload=baton, bare=bare, one=one, many=many)
+
+
+def _write_figures(path: Path, n: int, s: int, **seconds: float) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import figure, write_json
+
+    write_json(path, "code_location_load", [
+        figure(f"load + snapshot, {n} definitions of {s} steps (reload)", seconds["reload"], "s",
+               bare=seconds["bare"], target="<= 2",
+               note=f"bare: {n} hand-built jobs of the same shape, built + snapshotted"),
+        figure(f"load + snapshot, {n} definitions, first load (empty tables)", seconds["first"],
+               "s", bare=seconds["bare"]),
+        figure(f"run worker gets its job, {n} definitions", seconds["many"] * 1000, "ms",
+               bare=seconds["one"] * 1000,
+               note="'bare' here is the same worker with a library of 1 definition"),
+    ])  # fmt: skip
 
 
 def _ms(median: float, best: float) -> str:

@@ -14,7 +14,7 @@ The bare job is a one-op Dagster job in this file (in-process executor, as Baton
 unmeasured warm-up launch first (for the warm launcher that one starts the zygote; its time is
 printed apart). Source edits during the bench restart the zygote; restarts are counted.
 
-    .venv/bin/python bench/segment_start.py [--runs 20]
+    .venv/bin/python bench/segment_start.py [--runs 20] [--json out.json]
 """
 
 import argparse
@@ -140,6 +140,7 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the figures here (make bench)")
     args = parser.parse_args()
     base = _setup()
     from dagster import DagsterInstance
@@ -193,7 +194,31 @@ def main() -> int:
     finally:
         client.stop(home)
     _report(results, notes, args.runs, base)
+    if args.json:
+        _write_figures(args.json, results, args.runs)
     return 0
+
+
+def _write_figures(
+    path: Path, results: dict[tuple[str, str], dict[str, list[float]]], runs: int
+) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import figure, write_json
+
+    def p50(name: str, launcher: str, measure: str) -> float:
+        return statistics.median(results[(name, launcher)][measure])
+
+    floor = p50("bare", "default", "first op")
+    note = f"{runs} launches each, SQLite; bare: a one-op job on Dagster's DefaultRunLauncher"
+    write_json(path, "segment_start", [
+        figure("launch_run -> first op, Baton hello, warm launcher, p50",
+               p50("hello", "warm", "first op"), "s", bare=floor, store="sqlite", note=note),
+        figure("launch_run -> first agent step, Baton hello, warm launcher, p50",
+               p50("hello", "warm", "agent step"), "s", bare=floor, store="sqlite"),
+        figure("launch_run -> first op, bare job, warm launcher, p50",
+               p50("bare", "warm", "first op"), "s", bare=floor, store="sqlite",
+               note="Baton's launcher serving a bare job, vs Dagster's own launcher"),
+    ])  # fmt: skip
 
 
 def _report(
