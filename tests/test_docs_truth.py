@@ -108,3 +108,26 @@ def test_the_readme_lists_every_doc() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| `docs/` |"))
     missing = [d.name for d in sorted((ROOT / "docs").glob("*.md")) if f"`{d.name}`" not in row]
     assert not missing, f"README.md's layout does not list {missing}"
+
+
+def test_production_names_only_metrics_settings_and_files_that_exist() -> None:
+    from baton.settings import Settings
+
+    text = (ROOT / "docs" / "production.md").read_text(encoding="utf-8")
+    source = (ROOT / "baton" / "api" / "metrics.py").read_text(encoding="utf-8")
+    named = set(re.findall(r"\bbaton_[a-z_]+", text)) - {"baton_alembic_version"}  # a table
+    metrics = {name.removesuffix("_total") for name in named}
+    missing = sorted(m for m in metrics if f'"{m}"' not in source)
+    assert not missing, f"docs/production.md names metrics /metrics does not serve: {missing}"
+    unknown = []
+    for name in set(re.findall(r"\bBATON_[A-Z_]+[A-Z]", text)):
+        model: Any = Settings
+        for part in name.removeprefix("BATON_").lower().split("__"):
+            field = model.model_fields.get(part)
+            if field is None:
+                unknown.append(name)
+                break
+            model = field.annotation
+    assert not unknown, f"docs/production.md names settings that do not exist: {sorted(unknown)}"
+    paths = {m.group("path") for m in PROJECT_PATH.finditer(text)}
+    assert not [p for p in paths if not (ROOT / p).exists()]
