@@ -281,3 +281,9 @@ def test_steps_of_one_run_run_on_both_workers_and_a_checkpoint_resumes_there(
         assert {hosts[s].split("@")[0] for s in "ef"} <= {"w1", "w2"}, hosts
         # Completed steps are reused, not called again: one call per agent step in all.
         assert sorted(agent.calls) == ["a", "b", "c", "d", "e", "f"]
+        # The broker's credentials are in neither Dagster's events nor the workers' logs.
+        secret = BROKER.split("//", 1)[1].split("@", 1)[0]
+        for dagster_run_id in (first.dagster_run_id, resumed.dagster_run_id):
+            for entry in instance.all_logs(dagster_run_id):
+                assert secret not in str(entry.dagster_event or entry.user_message)
+        assert all(secret not in log.read_text() for log in workers.logs.values())
