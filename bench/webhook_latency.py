@@ -37,6 +37,7 @@ sys.path.insert(0, str(HERE))
 from common import figure, machine_line, percentile, write_json  # noqa: E402
 from resume_latency import (  # noqa: E402  (the deployment helpers of that bench)
     Deployment,
+    _events,
     _step_started,
     _store,
     _wait,
@@ -103,7 +104,13 @@ def _deliver(dep: Deployment, secret: str, store: Any, index: int) -> dict[str, 
             return run is not None and run.status in ("completed", "failed")
 
     _wait("the run to end", ended, 180, 0.1)
-    return {"started": started - began, "answered": answered - began}
+    # Who launched it: the accepting process (the fast path) or the webhook sensor.
+    by = [
+        str(e.payload.get("by"))
+        for e in _events(store, run_id)
+        if e.type == "segment.launched" and "by" in e.payload
+    ]
+    return {"started": started - began, "answered": answered - began, "by": by[0] if by else "?"}
 
 
 def measure(base: Path, deliveries: int) -> dict[str, Any]:
@@ -138,6 +145,11 @@ def report(results: dict[str, Any], deliveries: int) -> list[dict[str, Any]]:
     floor50, floor95 = _stats(floor)
     a50, a95 = _stats(answered)
     note_lost = f"; {lost} of {deliveries} did not start in 120 s" if lost else ""
+    launchers: dict[str, int] = {}
+    for sample in results["samples"]:
+        launchers[str(sample.get("by"))] = launchers.get(str(sample.get("by")), 0) + 1
+    by = ", ".join(f"{n} by {who}" for who, n in sorted(launchers.items()))
+    note_lost += f"; launched: {by}"
     figures = [
         figure(
             "webhook -> first step started, p50", p50, "s", bare=floor50,
@@ -156,6 +168,7 @@ def report(results: dict[str, Any], deliveries: int) -> list[dict[str, Any]]:
           f"| p50 <= {TARGET_P50} s: {'yes' if p50 <= TARGET_P50 else 'NO'} |")  # fmt: skip
     print(f"| webhook -> 202 | {len(answered)} | {a50:.3f} | {a95:.3f} | - |")
     print(f"| bare job launch -> op | {len(floor)} | {floor50:.3f} | {floor95:.3f} | - |")
+    print(f"\nruns launched: {by}")
     return figures
 
 
