@@ -33,9 +33,9 @@ def _timestamps(value: Any, where: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{where}.{key}"
-            if key.endswith("_at") and item is not None and not isinstance(item, dict | list):
-                yield path, item
-            elif key in ("at", "timestamp", "since", "until") and isinstance(item, str):
+            stamp = key.endswith("_at") and not isinstance(item, dict | list)
+            named = key in ("at", "timestamp", "since", "until") and isinstance(item, str)
+            if (stamp and item is not None) or named:
                 yield path, item
             else:
                 yield from _timestamps(item, path)
