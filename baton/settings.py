@@ -246,12 +246,20 @@ class StepSettings(BaseModel):
 class ExecutionSettings(BaseModel):
     """How the steps of one Dagster segment are executed (``BATON_EXECUTION__*``)."""
 
-    executor: Literal["in_process", "celery", "k8s"] = Field(
+    executor: Literal["in_process", "threaded", "celery", "k8s"] = Field(
         "in_process",
         description="The executor of every compiled job: in_process runs the steps of a "
-        "segment one after another in the run worker; celery sends each step to the Celery "
-        "workers of `celery_queue` (`baton celery-worker`); k8s runs each step as a Kubernetes "
-        "Job (dagster-k8s, deploy/k8s/; docs/performance.md compares the options).",
+        "segment one after another in the run worker; threaded runs its ready steps at once in "
+        "threads of the run worker (at most `max_concurrency`); celery sends each step to the "
+        "Celery workers of `celery_queue` (`baton celery-worker`); k8s runs each step as a "
+        "Kubernetes Job (dagster-k8s, deploy/k8s/; docs/performance.md compares the options).",
+    )
+    max_concurrency: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="threaded executor: most steps of one segment at once, unless the "
+        "orchestration sets `concurrency`.",
     )
     celery_broker: SecretStr = Field(
         SecretStr("pyamqp://guest:guest@127.0.0.1:5672//"),

@@ -86,6 +86,7 @@ def build_checkpoint_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition
         required_resource_keys={STORE_KEY},
         description=step.description or f"Checkpoint: {prompt_placeholders(checkpoint.prompt)}",
         tags={"baton/step": step.id, "baton/kind": "checkpoint"},
+        pool=step.pool,
     )
 
 

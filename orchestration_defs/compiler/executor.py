@@ -13,16 +13,30 @@ from dagster import ExecutorDefinition, in_process_executor
 from baton.settings import ExecutionSettings, get_settings
 
 
-def job_executor(settings: ExecutionSettings | None = None) -> ExecutorDefinition:
-    """The executor of a compiled job (default: the settings' ``execution`` group)."""
+def job_executor(
+    settings: ExecutionSettings | None = None, concurrency: int | None = None
+) -> ExecutorDefinition:
+    """The executor of a compiled job (default: the settings' ``execution`` group).
+
+    ``concurrency`` is the orchestration's own limit of steps at once (threaded executor).
+    """
     settings = settings or get_settings().execution
     if settings.executor == "in_process":
         return in_process_executor
+    if settings.executor == "threaded":
+        return _threaded_executor(concurrency or settings.max_concurrency)
     if settings.executor == "celery":
         return _celery_executor(settings)
     if settings.executor == "k8s":
         return _k8s_executor()
     raise ValueError(f"unknown executor {settings.executor!r}")  # pragma: no cover
+
+
+def _threaded_executor(max_concurrent: int) -> ExecutorDefinition:
+    """Baton's threaded executor (threaded_executor.py) with at most ``max_concurrent`` steps."""
+    from orchestration_defs.compiler.threaded_executor import threaded_executor
+
+    return threaded_executor.configured({"max_concurrent": max_concurrent}, name="threaded")
 
 
 def _celery_executor(settings: ExecutionSettings) -> ExecutorDefinition:

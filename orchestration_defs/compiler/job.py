@@ -31,7 +31,7 @@ def _build_step(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
 
 
 def build_job(spec: OrchestrationSpec) -> JobDefinition:
-    """The Dagster job for ``spec``; the in-process executor avoids a process per step."""
+    """The Dagster job for ``spec`` on the executor the settings choose (executor.py)."""
     start = build_start_op(spec)
     steps = [_build_step(spec, step) for step in spec.steps]
     finish = build_finish_op(spec)
@@ -57,5 +57,5 @@ def build_job(spec: OrchestrationSpec) -> JobDefinition:
         description=spec.description or spec.name,
         config=job_config(spec, start.name),
         tags={**spec.tags, "baton/orchestration": spec.slug, "baton/version": str(spec.version)},
-        executor_def=job_executor(),
+        executor_def=job_executor(concurrency=spec.concurrency),
     )

@@ -84,6 +84,7 @@ def build_orchestration_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinit
         required_resource_keys={STORE_KEY},
         description=step.description or f"Runs '{step.orchestration}' as child runs.",
         tags={"baton/step": step.id, "baton/kind": "orchestration"},
+        pool=step.pool,
     )
 
 

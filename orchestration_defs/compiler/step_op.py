@@ -97,6 +97,7 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         description=step.description or f"Calls agent '{step.agent}'.",
         retry_policy=policy,
         tags={"baton/step": step.id, "baton/agent": step.agent or ""},
+        pool=step.pool,
     )
 
 

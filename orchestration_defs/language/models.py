@@ -138,6 +138,10 @@ def _unset(value: Any) -> bool:
     return value is None
 
 
+# A Dagster pool name: letters, digits and _ . / - (the names `dagster instance concurrency` takes).
+POOL = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,99}$"
+
+
 class StepSpec(StrictModel):
     """One step: an agent call, a checkpoint, or child runs of another orchestration."""
 
@@ -178,6 +182,12 @@ class StepSpec(StrictModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)  # type: ignore[arg-type]
     timeout_seconds: float | None = Field(None, gt=0, le=86400 * 7)
     description: str | None = None
+    pool: str | None = Field(
+        None,
+        exclude_if=_unset,
+        pattern=POOL,
+        description="Dagster pool the step takes a slot of (limits set in Dagster's instance).",
+    )
     compensate: CompensateSpec | None = Field(
         None,
         exclude_if=_unset,
@@ -291,6 +301,15 @@ class OrchestrationSpec(StrictModel):
                     f"'{missing[0]}'"
                 )
         return triggers
+
+    concurrency: int | None = Field(
+        None,
+        exclude_if=_unset,
+        ge=1,
+        le=256,
+        description="Most steps of one segment at once (threaded executor; default: the "
+        "BATON_EXECUTION__MAX_CONCURRENCY setting).",
+    )
 
     compensate_on: list[Literal["aborted", "failed"]] | None = Field(
         None,
