@@ -208,6 +208,9 @@ class OrchestrationStep(Base):
     # the retry is taken (by the reaper or an operator) or the step moves on. Indexed: the
     # reaper's tick reads only the due ones, whatever the history.
     retry_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # A step with ``cache:``: 'hit' (its output came from the step cache, no agent call) or
+    # 'miss' (the agent was called and its answer stored); NULL for steps without a cache.
+    cache: Mapped[str | None] = mapped_column(String(8), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -578,3 +581,34 @@ class StepCompensation(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class StepCacheEntry(Base):
+    """A stored answer of an agent to one rendered input (a step's ``cache:``), reused by any
+    step of the organization that calls the same agent, at the same configuration, with the
+    same input, until its ttl (counted from ``created_at``) runs out. The output is masked."""
+
+    __tablename__ = "step_cache"
+    __table_args__ = (
+        UniqueConstraint(
+            "organization", "agent", "agent_version", "input_hash", name="uq_step_cache_key"
+        ),
+        Index("ix_step_cache_expires_at", "expires_at"),
+        Index("ix_step_cache_orchestration_step_id", "orchestration", "step_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    organization: Mapped[str] = mapped_column(String(100))
+    agent: Mapped[str] = mapped_column(String(100))
+    # SHA-256 of the agent's catalog entry: a changed configuration is another key.
+    agent_version: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the rendered input's canonical JSON (never the input itself).
+    input_hash: Mapped[str] = mapped_column(String(64))
+    # Where the answer came from (for `baton cache list` and invalidation by step).
+    orchestration: Mapped[str] = mapped_column(String(100))
+    step_id: Mapped[str] = mapped_column(String(100))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    output: Mapped[Any | None] = mapped_column(JsonType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # created_at + the writing step's ttl: what purging goes by (a reader uses its own ttl).
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())

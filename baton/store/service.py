@@ -27,6 +27,7 @@ from baton.db.models import OrchestrationStep as StepRow
 from baton.secrets import Masker, masker_from_env
 from baton.state import DONE_STEP_STATUSES, TERMINAL_RUN_STATUSES, IllegalTransition
 from baton.store.agents import AgentsRepository
+from baton.store.cache import StepCache
 from baton.store.definitions import DefinitionsRepository
 from baton.store.deliverables import DeliverablesRepository
 from baton.store.events import EventsRepository
@@ -139,6 +140,11 @@ class RunStore:
     def session(self) -> Iterator[Session]:
         with session_scope(self.url) as session:
             yield session
+
+    @property
+    def cache(self) -> StepCache:
+        """The step cache (``baton.store.cache``) on this store's database and masker."""
+        return StepCache(self)
 
     # definitions ------------------------------------------------------------------------
 

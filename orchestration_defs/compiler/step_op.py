@@ -44,6 +44,7 @@ from orchestration_defs.compiler.common import (
     template_context,
 )
 from orchestration_defs.compiler.heartbeat import heartbeat
+from orchestration_defs.compiler.step_cache import cached_result, remember_result
 from orchestration_defs.language.graph import step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
 from orchestration_defs.language.templates import TemplateError, render, truthy
@@ -188,6 +189,9 @@ def _attempt(
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
     try:
+        cached = cached_result(context, store, step, baton, rendered)
+        if cached is not None:  # a step with `cache:` whose answer is stored: no call
+            return cached, []
         # Only the step's own retry policy makes a new call here; a re-execution of an
         # interrupted attempt presents the same call (and idempotency key) again.
         started = store.start_call(
@@ -228,7 +232,9 @@ def _attempt(
             )
         # Still under the lease: while the write waits out an outage, the reaper must not
         # take the attempt whose answer is already paid for.
-        return result, _keep(context, store, run_id, step, started, result)
+        records = _keep(context, store, run_id, step, started, result)
+    remember_result(context, store, step, baton, rendered, result)
+    return result, records
 
 
 def _keep(

@@ -132,6 +132,51 @@ COMPENSATE_ROOT = "step"
 COMPENSATE_ON_DEFAULT = ("aborted", "failed")
 
 
+class CacheSpec(StrictModel):
+    """``cache:``: reuse the agent's stored answer to the same rendered input for ``ttl``.
+
+    The key is the agent, its catalog entry (a changed configuration is a miss) and the hash of
+    the rendered input; see docs/performance.md ("Caching").
+    """
+
+    ttl: str | float = Field(
+        description="How long a stored answer is reused: 30s, 10m, 1h, 7d, or seconds."
+    )
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(
+                f"expected a duration like 30s, 10m, 1h or 7d, or seconds; got {value!r}"
+            )
+        seconds = _ttl_seconds(value)
+        if not 0 < seconds <= MAX_CACHE_TTL_SECONDS:
+            raise ValueError(
+                f"ttl must be above 0 and at most {MAX_CACHE_TTL_SECONDS // 86400} days; "
+                f"got {value!r}"
+            )
+        return value
+
+    @property
+    def ttl_seconds(self) -> float:
+        return _ttl_seconds(self.ttl)
+
+
+MAX_CACHE_TTL_SECONDS = 86400 * 365
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl_seconds(value: str | float) -> float:
+    if not isinstance(value, str):
+        return float(value)
+    match = _TTL.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration like 30s, 10m, 1h or 7d, or seconds; got {value!r}")
+    return float(match.group(1)) * _TTL_UNITS[match.group(2) or "s"]
+
+
 def _unset(value: Any) -> bool:
     # Keys added after definitions were first stored are left out of dumps when unset, so
     # the checksums of stored definitions do not change.
@@ -193,6 +238,11 @@ class StepSpec(StrictModel):
         exclude_if=_unset,
         description="Agent steps: the call that undoes the step when the run is aborted or fails.",
     )
+    cache: CacheSpec | None = Field(
+        None,
+        exclude_if=_unset,
+        description="Agent steps: reuse a stored answer to the same input (cache: {ttl: 1h}).",
+    )
 
     @field_validator("compensate")
     @classmethod
@@ -201,6 +251,15 @@ class StepSpec(StrictModel):
         if value is not None and (info.data.get("checkpoint") or info.data.get("orchestration")):
             raise ValueError(
                 "'compensate' applies only to agent steps (not checkpoint or orchestration steps)"
+            )
+        return value
+
+    @field_validator("cache")
+    @classmethod
+    def _cache_on_agent(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is not None and (info.data.get("checkpoint") or info.data.get("orchestration")):
+            raise ValueError(
+                "'cache' applies only to agent steps (not checkpoint or orchestration steps)"
             )
         return value
 
