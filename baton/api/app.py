@@ -16,6 +16,7 @@ from baton.api.openapi import install_openapi
 from baton.api.ratelimit import RateLimiter
 from baton.api.request_limits import RequestLimits
 from baton.api.routes import approvals as approval_routes
+from baton.api.routes import cache as cache_routes
 from baton.api.routes import events as event_routes
 from baton.api.routes import health as health_routes
 from baton.api.routes import library as library_routes
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_routes.router)
     app.include_router(orchestration_routes.router)
     app.include_router(library_routes.router)
+    app.include_router(cache_routes.router)
     app.include_router(run_routes.router)
     app.include_router(lineage_routes.router)
     app.include_router(approval_routes.router)

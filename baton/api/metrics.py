@@ -149,6 +149,23 @@ def _step_retries(session: Session) -> CounterMetricFamily:
     return family
 
 
+def _step_cache(session: Session) -> CounterMetricFamily:
+    step = OrchestrationStep
+    family = CounterMetricFamily(
+        "baton_step_cache",
+        "Steps with a cache answered from it (hit) or by their agent (miss), by agent.",
+        labels=["agent", "result"],
+    )
+    query = (
+        select(step.agent, step.cache, func.count())
+        .where(step.agent.is_not(None), step.cache.is_not(None))
+        .group_by(step.agent, step.cache)
+    )
+    for agent, result, count in session.execute(query):
+        family.add_metric([agent, result], float(count))
+    return family
+
+
 def _approvals_pending(session: Session) -> GaugeMetricFamily:
     approval = HumanApproval
     family = GaugeMetricFamily(
@@ -254,6 +271,7 @@ class DatabaseCollector(Collector):
                 _runs(session),
                 _step_durations(session),
                 _step_retries(session),
+                _step_cache(session),
                 _approvals_pending(session),
                 _approvals_overdue(session),
                 _approval_wait(session),

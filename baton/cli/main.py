@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "up": "up",
     "webhooks": "webhooks",
     "celery-worker": "celery_worker",
+    "cache": "cache",
 }
 
 

@@ -23,6 +23,7 @@ from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import BatonStoreResource
 from orchestration_defs.language.library import load_text
+from tests.baton.api.test_metrics import client_for, scrape, value
 from tests.helpers import register
 from tests.orchestration_defs.calls_server import CallsServer
 
@@ -127,6 +128,10 @@ def test_the_same_input_is_answered_from_the_cache_without_a_call(
     third = _run(job, dagster_instance, "other")
     assert len(server.calls) == 2
     assert _publish(url, third)[0].cache == "miss"
+
+    samples = scrape(client_for(url))
+    assert value(samples, "baton_step_cache_total", agent="publisher", result="hit") == 1
+    assert value(samples, "baton_step_cache_total", agent="publisher", result="miss") == 2
 
 
 def test_an_expired_or_invalidated_entry_is_a_miss(
