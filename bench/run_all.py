@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import machine, machine_line  # noqa: E402  (bench/ is not a package)
+from common import LOAD_ENV, machine, machine_line  # noqa: E402  (bench/ is not a package)
 
 RESULTS = HERE / "results"
 
@@ -119,8 +120,15 @@ def run_one(bench: Bench, out: Path, quick: bool, timeout: float) -> Outcome:
         stdout.write(f"$ {' '.join(argv)}\n")
         stdout.flush()
         try:
+            env = {**os.environ, LOAD_ENV: json.dumps(list(os.getloadavg()))}
             code = subprocess.run(
-                argv, stdout=stdout, stderr=stderr, cwd=HERE.parent, timeout=timeout, check=False
+                argv,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=HERE.parent,
+                env=env,
+                timeout=timeout,
+                check=False,
             ).returncode
         except subprocess.TimeoutExpired:
             code = None
