@@ -23,6 +23,7 @@ PUBLIC_EVENTS = frozenset(
         "step.failed",
         "step.skipped",
         "step.reset",
+        "step.cache_hit",
         "deliverable.created",
         "approval.requested",
         "approval.voted",

@@ -80,7 +80,7 @@ def remember_result(
     result: AgentResult,
 ) -> None:
     """After a completed call: mark the step a miss and keep its answer. A step that made
-    deliverables is not stored (a hit would have none to show; docs/performance.md)."""
+    deliverables is not stored (a hit would have none to show; docs/agents.md)."""
     if step.cache is None:
         return
     try:

@@ -136,7 +136,7 @@ class CacheSpec(StrictModel):
     """``cache:``: reuse the agent's stored answer to the same rendered input for ``ttl``.
 
     The key is the agent, its catalog entry (a changed configuration is a miss) and the hash of
-    the rendered input; see docs/performance.md ("Caching").
+    the rendered input; see docs/agents.md ("Caching").
     """
 
     ttl: str | float = Field(
