@@ -26,6 +26,7 @@ from dagster import (
 
 from agent_resources.base import AgentError, AgentRequest, AgentResult
 from agent_resources.resources import AgentResource
+from baton.approvals import Approvals
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
@@ -204,3 +205,55 @@ def test_a_failed_step_fails_the_run_and_skips_what_depends_on_it(
     assert not success
     assert "join" not in trace.started and trace.calls["right"] == 1
     assert [r.status for r in RunStore(url).list_runs()] == ["failed"]
+
+
+PAUSING = """
+slug: pausing
+name: Pausing
+version: 1
+steps:
+  - id: root
+    agent: echo
+    with: {v: 1}
+  - id: gate
+    needs: [root]
+    checkpoint: {prompt: "Go on?"}
+  - id: work
+    agent: echo
+    needs: [root]
+    with: {v: 2}
+  - id: after
+    agent: echo
+    needs: [gate]
+    with: {w: "{{ steps.work.output.v }}"}
+outputs:
+  w: "{{ steps.after.output.w }}"
+"""
+
+
+def test_a_checkpoint_pausing_while_a_sibling_runs(
+    threaded: None, dagster_instance: DagsterInstance
+) -> None:
+    # The sibling finishes and is memoized, the run pauses; the resume reuses the sibling.
+    from tests.checkpoint_helpers import pending, tick, users
+
+    success, trace, url = _run(dagster_instance, PAUSING)
+    assert success
+    [run] = RunStore(url).list_runs()
+    assert run.status == "awaiting_approval"
+    steps = {s.step_id: s.status for s in RunStore(url).run_detail(run.id).steps}
+    assert steps["work"] == "completed" and "after" not in trace.started
+    users(url, ("ann", []))
+    Approvals(RunStore(url)).decide(pending(url, run.id).id, user="ann", decision="continue")
+    key = next(k for k, t in TRACES.items() if t is trace)
+    job = build_reconstructable_job(
+        __name__, "gate_job", reconstructable_args=(PAUSING, url, key, [], {})
+    )
+    [request] = tick(dagster_instance, url, gate_job(PAUSING, url, key, [], {}))
+    with execute_job(
+        job, dagster_instance, run_config=request.run_config, tags=dict(request.tags)
+    ) as result:
+        assert result.success
+    assert RunStore(url).get_run(run.id).status == "completed"
+    assert RunStore(url).get_run(run.id).outputs == {"w": 2}
+    assert trace.calls["work"] == 1 and trace.calls["after"] == 1
