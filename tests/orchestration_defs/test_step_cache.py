@@ -24,7 +24,7 @@ from orchestration_defs.compiler.job import build_job
 from orchestration_defs.compiler.resources import BatonStoreResource
 from orchestration_defs.language.library import load_text
 from tests.baton.api.test_metrics import client_for, scrape, value
-from tests.helpers import register
+from tests.helpers import CALLS, ScriptedAgent, compile_text, execute, register
 from tests.orchestration_defs.calls_server import CallsServer
 
 CACHED = """
@@ -54,6 +54,18 @@ steps:
     agent: publisher
     needs: [publish]
     with: {channel: ops, summary: "{{ steps.publish.output.call }}"}
+"""
+
+
+DELIVERING = """
+slug: cached-picture
+name: Cached picture
+version: 1
+steps:
+  - id: draw
+    agent: echo
+    cache: {ttl: 1h}
+    with: {subject: cat}
 """
 
 
@@ -179,3 +191,17 @@ def test_a_memoized_reexecution_is_not_a_cache_hit(
     step, events = _publish(url, run.id)
     assert step.cache == "miss"  # its memo, not the cache, answered the re-execution
     assert "step.cache_hit" not in events
+
+
+def test_an_answer_with_deliverables_is_not_cached(dagster_instance: DagsterInstance) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    _, job = compile_text(DELIVERING, url)
+    key = uuid.uuid4().hex
+    for _ in range(2):
+        result = execute(job, dagster_instance, url, agent=ScriptedAgent(key=key, deliver=True))
+        assert result.success
+    assert CALLS[key]["draw"] == 2  # a hit would have shown a step without its picture
+    steps = [s for r in RunStore(url).list_runs() for s in RunStore(url).run_detail(r.id).steps]
+    assert [s.cache for s in steps] == ["miss", "miss"]
+    assert RunStore(url).cache.entries(CacheFilter()) == []
+    assert len(RunStore(url).deliverables(RunStore(url).list_runs()[0].id)) == 1
