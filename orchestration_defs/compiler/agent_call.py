@@ -1,6 +1,7 @@
 """Calling an agent from an op: a wall-clock limit and a uniform view of failures."""
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,8 @@ from agent_resources.resources import AgentResource
 
 # A server's Retry-After is honoured up to this many seconds; longer waits use the policy.
 MAX_RETRY_AFTER_SECONDS = 300.0
+# Longest single wait of a call with a timeout (see call_agent).
+JOIN_SLICE_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -62,10 +65,14 @@ def call_agent(
 
     # A daemon thread: a call that ignores its cancellation must not keep the worker alive.
     worker = threading.Thread(target=target, daemon=True, name=f"agent-{request.step_id}")
-    worker.start()
     limit = timeout if wait is None else min(wait, timeout)
+    deadline = time.monotonic() + limit
     try:
-        worker.join(limit)
+        worker.start()  # inside: an abort can land while start() waits for the thread
+        # Short joins: on the threaded executor an abort arrives as an exception raised in this
+        # (non-main) thread, which only lands between bytecodes, not inside one long join.
+        while worker.is_alive() and (left := deadline - time.monotonic()) > 0:
+            worker.join(min(left, JOIN_SLICE_SECONDS))
     except BaseException:  # the run is being aborted: stop the call before unwinding
         _stop(request, worker, grace)
         raise

@@ -293,9 +293,9 @@ DEFAULT_MAX_CONCURRENT = 8
 )
 def threaded_executor(init_context: InitExecutorContext) -> ThreadedExecutor:
     """Dagster executor definition of :class:`ThreadedExecutor` (config as multiprocess's)."""
-    config = init_context.executor_config
+    config: dict[str, Any] = dict(init_context.executor_config)
     return ThreadedExecutor(
         retries=RetryMode.from_config(config["retries"]) or RetryMode.ENABLED,
-        max_concurrent=config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT,
+        max_concurrent=int(config.get("max_concurrent") or DEFAULT_MAX_CONCURRENT),
         tag_concurrency_limits=config.get("tag_concurrency_limits"),
     )
