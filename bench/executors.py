@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="independent steps (K)")
     parser.add_argument("--delay", type=float, default=2.0, help="seconds each call takes")
     parser.add_argument("--executors", default=",".join(EXECUTORS))
+    parser.add_argument("--shapes", default="parallel,chain", help="parallel, chain or both")
     parser.add_argument("--json", default=None, help="write the figures here")
     args = parser.parse_args()
     info = machine()
@@ -231,7 +232,7 @@ def main() -> None:
             )
         with DagsterInstance.local_temp(tmp) as instance:
             for executor in args.executors.split(","):
-                for shape in ("parallel", "chain"):
+                for shape in args.shapes.split(","):
                     times: dict[str, tuple[float, float]] = {}
                     for side in ("baton", "bare"):
                         fn, extra = ("baton_job", (db,)) if side == "baton" else ("bare_job", ())
