@@ -52,7 +52,7 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench("step_overhead", quick=("--rounds", "1", "--steps", "5")),
-    Bench("executors", quick=("--steps", "2", "--delay", "0.5")),
+    Bench("executors", quick=("--steps", "2", "--delay", "0.5", "--shapes", "parallel")),
     Bench(
         "code_location_load",
         quick=("--definitions", "20", "--repeats", "1", "--worker-repeats", "1"),
