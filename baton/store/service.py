@@ -84,6 +84,22 @@ class StepMemo:
     given: bool = False
 
 
+def _memo(row: StepRow | None) -> StepMemo | None:
+    if row is None or row.status not in DONE_STEP_STATUSES:
+        return None
+    given = row.status == "skipped" and bool((row.error or {}).get("given_output"))
+    return StepMemo(row.status, row.output, given)
+
+
+@dataclass(frozen=True)
+class StepReads:
+    """What an agent step reads before it starts (``RunStore.step_reads``)."""
+
+    memo: StepMemo | None
+    replacement: Any | None
+    override: dict[str, Any] | None
+
+
 @dataclass(frozen=True)
 class DeliverableRecord:
     """A stored deliverable, detached from its session."""
@@ -388,11 +404,17 @@ class RunStore:
     def step_memo(self, run_id: uuid.UUID, step_id: str) -> StepMemo | None:
         """The stored result if the step already completed or was skipped."""
         with self.session() as s:
+            return _memo(StepsRepository(s).get(run_id, step_id))
+
+    def step_reads(self, run_id: uuid.UUID, step_id: str) -> StepReads:
+        """What an agent step reads before its call, in one transaction (not three: a step's
+        cost over a plain op is mostly its transactions): its memo, an operator's
+        replacement input and an approver's changes."""
+        with self.session() as s:
             row = StepsRepository(s).get(run_id, step_id)
-            if row is None or row.status not in DONE_STEP_STATUSES:
-                return None
-            given = row.status == "skipped" and bool((row.error or {}).get("given_output"))
-            return StepMemo(row.status, row.output, given)
+            if row is None:
+                return StepReads(None, None, None)
+            return StepReads(_memo(row), row.input_replacement, row.input_override)
 
     def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
         """Changes an approver asked for on this step's input (a retry decision)."""

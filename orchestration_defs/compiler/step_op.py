@@ -30,7 +30,14 @@ from baton.retry_policy import retry_policy
 from baton.settings import get_settings
 from baton.state import IllegalTransition
 from baton.store.durable import write_durably
-from baton.store.service import DeliverableRecord, RunStore, StartedCall, StepMemo, Superseded
+from baton.store.service import (
+    DeliverableRecord,
+    RunStore,
+    StartedCall,
+    StepMemo,
+    StepReads,
+    Superseded,
+)
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.child_launch import child_ended
 from orchestration_defs.compiler.common import (
@@ -62,7 +69,8 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         run_id = uuid.UUID(baton["run_id"])
         store = op_store(context)
         continue_reexecution(context, store, run_id)
-        memo = store.step_memo(run_id, step.id)
+        reads = store.step_reads(run_id, step.id)
+        memo = reads.memo
         if memo is not None:
             context.log.info(f"step '{step.id}' already {memo.status}: reusing its output")
             yield Output(memo_result(memo), "result")
@@ -79,7 +87,7 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         agent: AgentResource = getattr(context.resources, agent_key)
         try:
             result, records = _attempt(
-                context, store, agent, step, baton, results, max_retries, deadline
+                context, store, agent, step, baton, results, max_retries, deadline, reads
             )
         except _SkippedMeanwhile as skipped:
             context.log.info(f"step '{step.id}' was skipped by an operator: reusing its output")
@@ -170,6 +178,7 @@ def _attempt(
     results: dict[str, dict[str, Any]],
     max_retries: int,
     deadline: float | None,
+    reads: StepReads,
 ) -> tuple[AgentResult, list[DeliverableRecord]]:
     run_id = uuid.UUID(baton["run_id"])
     try:
@@ -182,10 +191,9 @@ def _attempt(
         )
     except TemplateError as exc:
         fail_unstartable(store, baton, step, str(exc))
-    replacement = store.input_replacement(run_id, step.id)
-    if replacement is not None:
-        rendered = replacement  # an operator's retry with a new input
-    override = store.input_override(run_id, step.id)
+    if reads.replacement is not None:
+        rendered = reads.replacement  # an operator's retry with a new input
+    override = reads.override
     if override and isinstance(rendered, dict):
         rendered = {**rendered, **override}  # an approver's changes, from a retry decision
     try:
