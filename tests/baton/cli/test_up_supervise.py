@@ -161,12 +161,15 @@ def test_a_child_that_crashes_at_once_makes_baton_up_exit_non_zero(
     ports: tuple[int, int],
     stop_after: list[subprocess.Popen[bytes]],
 ) -> None:
-    # The API's port is taken: every API child fails to bind and exits at once.
+    # The API's port is taken once `baton up` has checked it (a port taken before is refused
+    # up front: test_up_ports.py) and before its API child binds (that child is started after
+    # this line and imports for a second or more): every API child fails to bind at once.
+    up, log = _start(isolated_settings, ports)
+    stop_after.append(up)
+    _wait("the startup lines", lambda: b"Baton: API on" in log.read_bytes(), timeout=120)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", ports[1]))
         taken.listen()
-        up, log = _start(isolated_settings, ports)
-        stop_after.append(up)
         code = up.wait(300)
     text = log.read_text()
     # uvicorn exits 3 when it cannot bind; `baton up` passes the crashing child's code on.
