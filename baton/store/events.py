@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.orm import Session
 
-from baton.db.models import OrchestrationEvent
+from baton.db.models import OrchestrationEvent, OrchestrationRun, utcnow
 
 
 class EventsRepository:
@@ -32,6 +32,24 @@ class EventsRepository:
         self.session.add(event)
         self.session.flush()
         return event
+
+    def append_for_run(self, *, type: str, run_id: uuid.UUID, payload: dict[str, Any]) -> None:
+        """Append an event of ``run_id`` under the run's organization ("global" when the run
+        is not stored), in one statement: the organization is read inside the INSERT."""
+        organization = (
+            select(OrchestrationRun.organization)
+            .where(OrchestrationRun.id == run_id)
+            .scalar_subquery()
+        )
+        self.session.execute(
+            insert(OrchestrationEvent).values(
+                run_id=run_id,
+                organization=func.coalesce(organization, literal("global")),
+                type=type,
+                payload=payload,
+                created_at=utcnow(),
+            )
+        )
 
     def list(
         self, *, run_id: uuid.UUID | None = None, after: int = 0, limit: int = 500

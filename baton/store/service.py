@@ -101,6 +101,18 @@ class StepReads:
 
 
 @dataclass(frozen=True)
+class StepEntry:
+    """How a step entered (``RunStore.enter_step``): it was done already (``memo``), it is
+    skipped now (``skipped``), or an attempt started (``started``, with the input it calls
+    with: the rendered one, or an operator's replacement, with an approver's changes)."""
+
+    memo: StepMemo | None = None
+    skipped: bool = False
+    started: StartedCall | None = None
+    input: Any = None
+
+
+@dataclass(frozen=True)
 class DeliverableRecord:
     """A stored deliverable, detached from its session."""
 
@@ -275,11 +287,7 @@ class RunStore:
             runs.set_dagster_run(run_id, dagster_run_id)
             if run.launch_claimed_by is not None:  # the claim that launched it is fulfilled
                 runs.clear_launch_claim(run_id)
-            step_repo = StepsRepository(s)
-            for position, plan in enumerate(steps):
-                step_repo.ensure(
-                    run_id, plan.step_id, position=position, kind=plan.kind, agent=plan.agent
-                )
+            StepsRepository(s).ensure_all(run_id, [(p.step_id, p.kind, p.agent) for p in steps])
             EventsRepository(s).append(
                 organization=run.organization,
                 type="run.segment_started",
@@ -416,6 +424,47 @@ class RunStore:
                 return StepReads(None, None, None)
             return StepReads(_memo(row), row.input_replacement, row.input_override)
 
+    def enter_step(
+        self,
+        run_id: uuid.UUID,
+        step_id: str,
+        *,
+        rendered: Any,
+        skip: str | None,
+        dagster_run_id: str,
+        segment: str,
+        retry: bool = False,
+    ) -> StepEntry:
+        """An agent step's way in, in one transaction: its memo when it is done already, else
+        its skip (``skip``: why), else a new attempt with the input it calls with (an
+        operator's replacement of ``rendered``, or ``rendered`` with an approver's changes).
+
+        Raises:
+            Superseded: ``segment`` is no longer the run's active segment.
+            IllegalTransition: the step moved meanwhile (an operator skipped it).
+        """
+        with self.session() as s:
+            steps = StepsRepository(s)
+            row = steps.get(run_id, step_id)
+            memo = _memo(row)
+            if memo is not None:
+                return StepEntry(memo=memo)
+            if skip is not None:
+                steps.transition(run_id, step_id, "skipped", output=None, error={"reason": skip})
+                self._event(s, run_id, "step.skipped", {"step_id": step_id, "reason": skip})
+                return StepEntry(skipped=True)
+            given = _call_input(rendered, row)
+            started = self._start(
+                s,
+                run_id,
+                step_id,
+                given,
+                dagster_run_id=dagster_run_id,
+                segment=segment,
+                retry=retry,
+            )
+            return StepEntry(started=started, input=given)
+
     def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
         """Changes an approver asked for on this step's input (a retry decision)."""
         with self.session() as s:
@@ -464,18 +513,35 @@ class RunStore:
             Superseded: ``segment`` is given and is no longer the run's active segment.
         """
         with self.session() as s:
-            if segment is not None:
-                _require_segment(RunsRepository(s), run_id, segment)
-            row = StepsRepository(s).start_attempt(
+            return self._start(
+                s,
                 run_id,
                 step_id,
-                input=self.mask(input),
+                input,
                 dagster_run_id=dagster_run_id,
+                segment=segment,
                 retry=retry,
             )
-            payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
-            self._event(s, run_id, "step.started", {**payload, "dagster_run_id": dagster_run_id})
-            return StartedCall(row.attempt, row.call_number)
+
+    def _start(
+        self,
+        s: Session,
+        run_id: uuid.UUID,
+        step_id: str,
+        input: Any,
+        *,
+        dagster_run_id: str,
+        segment: str | None,
+        retry: bool,
+    ) -> StartedCall:
+        if segment is not None:
+            _require_segment(RunsRepository(s), run_id, segment)
+        row = StepsRepository(s).start_attempt(
+            run_id, step_id, input=self.mask(input), dagster_run_id=dagster_run_id, retry=retry
+        )
+        payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
+        self._event(s, run_id, "step.started", {**payload, "dagster_run_id": dagster_run_id})
+        return StartedCall(row.attempt, row.call_number)
 
     def complete_step(
         self,
@@ -532,7 +598,9 @@ class RunStore:
         assets: AssetStore,
     ) -> list[DeliverableRecord]:
         """Store a step's deliverables; bytes go to the asset store, the rest to the table."""
-        records = []
+        records: list[DeliverableRecord] = []
+        if not drafts:  # most steps: no transaction at all
+            return records
         with self.session() as s:
             repo = DeliverablesRepository(s)
             for draft in drafts:
@@ -592,11 +660,18 @@ class RunStore:
 
     @staticmethod
     def _event(s: Session, run_id: uuid.UUID, type_: str, payload: dict[str, Any]) -> None:
-        run = s.get(OrchestrationRun, run_id)
-        organization = run.organization if run else "global"
-        EventsRepository(s).append(
-            organization=organization, type=type_, run_id=run_id, payload=payload
-        )
+        EventsRepository(s).append_for_run(type=type_, run_id=run_id, payload=payload)
+
+
+def _call_input(rendered: Any, row: StepRow | None) -> Any:
+    """The input a step calls with: an operator's replacement (a retry with a new input) wins
+    over ``rendered``; an approver's changes (a retry decision) are laid over a dict."""
+    if row is None:
+        return rendered
+    given = row.input_replacement if row.input_replacement is not None else rendered
+    if row.input_override and isinstance(given, dict):
+        given = {**given, **row.input_override}
+    return given
 
 
 def _require_segment(runs: RunsRepository, run_id: uuid.UUID, segment: str) -> None:

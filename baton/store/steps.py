@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,6 +48,38 @@ class StepsRepository:
             assert existing is not None
             return existing
         return row
+
+    def ensure_all(self, run_id: uuid.UUID, plans: Sequence[tuple[str, str, str | None]]) -> None:
+        """A pending row for each ``(step_id, kind, agent)`` this run has none of yet, at its
+        position in ``plans``: one SELECT and one INSERT however many steps there are; a row
+        another segment creates meanwhile is left as it is."""
+        have = set(
+            self.session.scalars(
+                select(OrchestrationStep.step_id).where(OrchestrationStep.run_id == run_id)
+            )
+        )
+        missing = [
+            {
+                "run_id": run_id,
+                "step_id": step_id,
+                "position": position,
+                "kind": kind,
+                "agent": agent,
+                "status": "pending",
+                "attempt": 0,
+            }
+            for position, (step_id, kind, agent) in enumerate(plans)
+            if step_id not in have
+        ]
+        if not missing:
+            return
+        dialect = self.session.get_bind().dialect.name
+        insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self.session.execute(
+            insert_(OrchestrationStep)
+            .values(missing)
+            .on_conflict_do_nothing(index_elements=["run_id", "step_id"])
+        )
 
     def get(self, run_id: uuid.UUID, step_id: str) -> OrchestrationStep | None:
         return self.session.scalar(
@@ -92,7 +125,8 @@ class StepsRepository:
         values: dict[str, Any] = {"status": target, "updated_at": now, "retry_at": None, **fields}
         if target in DONE_STEP_STATUSES or target == "failed":
             values.setdefault("finished_at", now)
-        result = self.session.execute(
+        # RETURNING hands back the updated row: one statement, not an UPDATE and a SELECT.
+        row = self.session.scalar(
             update(OrchestrationStep)
             .where(
                 OrchestrationStep.run_id == run_id,
@@ -101,15 +135,14 @@ class StepsRepository:
                 *([] if of_attempt is None else [OrchestrationStep.attempt == of_attempt]),
             )
             .values(**values)
-            .execution_options(synchronize_session=False)
+            .returning(OrchestrationStep)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if row is None:
             current = self.get(run_id, step_id)
             raise IllegalTransition(
                 "step", f"{run_id}/{step_id}", current.status if current else None, target
             )
-        row = self.get(run_id, step_id)
-        assert row is not None
         return row
 
     def start_attempt(

@@ -19,6 +19,7 @@ from orchestration_defs.compiler.common import (
     require_active_segment,
     template_context,
 )
+from orchestration_defs.language.graph import finish_dependencies
 from orchestration_defs.language.models import OrchestrationSpec
 from orchestration_defs.language.templates import TemplateError, render
 
@@ -33,7 +34,7 @@ def _tag_completed(context: OpExecutionContext, run_id: uuid.UUID) -> None:
 
 def build_finish_op(spec: OrchestrationSpec) -> OpDefinition:
     """Renders the orchestration's outputs and marks the run completed."""
-    step_ids = [s.id for s in spec.steps]
+    step_ids = finish_dependencies(spec)
 
     def compute(context: OpExecutionContext, inputs: dict[str, Any]) -> Iterator[Output]:
         baton = inputs[BATON_IN]

@@ -18,7 +18,7 @@ from orchestration_defs.compiler.finish_op import build_finish_op
 from orchestration_defs.compiler.orchestration_op import build_orchestration_op
 from orchestration_defs.compiler.start_op import build_start_op
 from orchestration_defs.compiler.step_op import build_step_op
-from orchestration_defs.language.graph import step_dependencies
+from orchestration_defs.language.graph import finish_dependencies, step_dependencies
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
 
 
@@ -44,7 +44,7 @@ def build_job(spec: OrchestrationSpec) -> JobDefinition:
         dependencies[NodeInvocation(op.name)] = {BATON_IN: start_dep, **deps}
     dependencies[NodeInvocation(finish.name)] = {
         BATON_IN: start_dep,
-        **{dep_input(s.id): DependencyDefinition(op_name(spec, s.id)) for s in spec.steps},
+        **{dep_input(s): DependencyDefinition(op_name(spec, s)) for s in finish_dependencies(spec)},
     }
     graph = GraphDefinition(
         name=spec.job_name,

@@ -7,6 +7,7 @@ without calling its agent, so any new Dagster run of the job simply runs the who
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from dagster import (
@@ -35,7 +36,6 @@ from baton.store.service import (
     RunStore,
     StartedCall,
     StepMemo,
-    StepReads,
     Superseded,
 )
 from orchestration_defs.compiler.agent_call import call_agent, classify
@@ -69,30 +69,23 @@ def build_step_op(spec: OrchestrationSpec, step: StepSpec) -> OpDefinition:
         run_id = uuid.UUID(baton["run_id"])
         store = op_store(context)
         continue_reexecution(context, store, run_id)
-        reads = store.step_reads(run_id, step.id)
-        memo = reads.memo
-        if memo is not None:
-            context.log.info(f"step '{step.id}' already {memo.status}: reusing its output")
-            yield Output(memo_result(memo), "result")
-            return
         results = {d: inputs[dep_input(d)] for d in deps}
         # Rendering counts inside the step's timeout: the templates and the call share it.
         deadline = time.monotonic() + step.timeout_seconds if step.timeout_seconds else None
-        reason = skip_reason(context, store, step, baton, results, deadline)
-        if reason is not None:
-            store.skip_step(run_id, step.id, reason=reason)
-            context.log.info(f"step '{step.id}' skipped: {reason}")
+        entry = _enter(context, store, step, baton, results, deadline)
+        if entry.memo is not None:
+            context.log.info(f"step '{step.id}' already {entry.memo.status}: reusing its output")
+            yield Output(memo_result(entry.memo), "result")
+            return
+        if entry.skipped:
             yield Output({"status": "skipped", "output": None}, "result")
             return
-        agent: AgentResource = getattr(context.resources, agent_key)
-        try:
-            result, records = _attempt(
-                context, store, agent, step, baton, results, max_retries, deadline, reads
-            )
-        except _SkippedMeanwhile as skipped:
-            context.log.info(f"step '{step.id}' was skipped by an operator: reusing its output")
-            yield Output(memo_result(skipped.memo), "result")
+        if entry.cached is not None:  # a step with `cache:` whose answer is stored: no call
+            output = store.mask(entry.cached.output)
+            yield Output({"status": "completed", "output": output}, "result")
             return
+        agent: AgentResource = getattr(context.resources, agent_key)
+        result, records = _attempt(context, store, agent, step, baton, entry, max_retries, deadline)
         for record in records:
             yield _materialization(spec, step, run_id, context.run_id, record)
         yield Output({"status": "completed", "output": store.mask(result.output)}, "result")
@@ -119,14 +112,6 @@ def memo_result(memo: StepMemo) -> dict[str, Any]:
     return result
 
 
-class _SkippedMeanwhile(Exception):
-    """An operator skipped the step between its memo check and its start."""
-
-    def __init__(self, memo: StepMemo) -> None:
-        super().__init__(f"skipped meanwhile ({memo.status})")
-        self.memo = memo
-
-
 def skip_reason(
     context: OpExecutionContext,
     store: RunStore,
@@ -142,21 +127,145 @@ def skip_reason(
     Raises:
         Failure: ``when`` does not render; the step and the run are failed first.
     """
+    try:
+        return _skip_reason(context, step, baton, results, deadline)
+    except TemplateError as exc:
+        fail_unstartable(store, baton, step, str(exc))
+
+
+def _skip_reason(
+    context: OpExecutionContext,
+    step: StepSpec,
+    baton: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    deadline: float | None,
+) -> str | None:
+    """``skip_reason`` without the failing: a ``when`` that does not render raises."""
     if results and all(r["status"] == "skipped" and not r.get("given") for r in results.values()):
         return "every step it depends on was skipped"
     if step.when is None:
         return None
-    try:
-        value = render(
-            step.when,
-            template_context(baton, results, context.run_id),
-            field="when",
-            limits=get_settings().limits.templates(),
-            deadline=deadline,
-        )
-    except TemplateError as exc:
-        fail_unstartable(store, baton, step, str(exc))
+    value = render(
+        step.when,
+        template_context(baton, results, context.run_id),
+        field="when",
+        limits=get_settings().limits.templates(),
+        deadline=deadline,
+    )
     return None if truthy(value) else f"condition is false: {step.when}"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """How the op goes on: reuse ``memo``, stop ``skipped``, return ``cached`` (a cache hit,
+    recorded already), or call the agent in the attempt ``started`` with ``input``."""
+
+    memo: StepMemo | None = None
+    skipped: bool = False
+    cached: AgentResult | None = None
+    started: StartedCall | None = None
+    input: Any = None
+
+
+def _enter(
+    context: OpExecutionContext,
+    store: RunStore,
+    step: StepSpec,
+    baton: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    deadline: float | None,
+) -> _Entry:
+    """Render the step's templates, then settle in one transaction whether it is done
+    already, skipped, or starts an attempt (a step with ``cache:`` looks its answer up
+    between its reads and its start, so it takes three).
+
+    A step done already is reused even when its templates no longer render.
+
+    Raises:
+        Failure: a template does not render (the step and the run are failed first), or
+            another segment does the run's work now.
+    """
+    run_id = uuid.UUID(baton["run_id"])
+    try:
+        skip = _skip_reason(context, step, baton, results, deadline)
+        rendered = None if skip else _render_input(context, step, baton, results, deadline)
+    except TemplateError as exc:
+        memo = store.step_memo(run_id, step.id)
+        if memo is not None:
+            return _Entry(memo=memo)
+        fail_unstartable(store, baton, step, str(exc))
+    try:
+        if step.cache is not None:
+            return _enter_cached(context, store, step, baton, rendered, skip)
+        entry = store.enter_step(
+            run_id,
+            step.id,
+            rendered=rendered,
+            skip=skip,
+            dagster_run_id=context.run_id,
+            segment=segment_of(context),
+            retry=context.retry_number > 0,
+        )
+    except Superseded as exc:  # another segment does this run's work now
+        raise Failure(str(exc), allow_retries=False) from None
+    except IllegalTransition:  # an operator skipped the step meanwhile
+        memo = store.step_memo(run_id, step.id)
+        if memo is None:
+            raise
+        return _Entry(memo=memo)
+    if entry.skipped:
+        context.log.info(f"step '{step.id}' skipped: {skip}")
+    return _Entry(entry.memo, entry.skipped, None, entry.started, entry.input)
+
+
+def _render_input(
+    context: OpExecutionContext,
+    step: StepSpec,
+    baton: dict[str, Any],
+    results: dict[str, dict[str, Any]],
+    deadline: float | None,
+) -> Any:
+    return render(
+        step.with_,
+        template_context(baton, results, context.run_id),
+        field="with",
+        limits=get_settings().limits.templates(),
+        deadline=deadline,
+    )
+
+
+def _enter_cached(
+    context: OpExecutionContext,
+    store: RunStore,
+    step: StepSpec,
+    baton: dict[str, Any],
+    rendered: Any,
+    skip: str | None,
+) -> _Entry:
+    """``_enter`` for a step with ``cache:``: reads, the cache lookup, then the start."""
+    run_id = uuid.UUID(baton["run_id"])
+    reads = store.step_reads(run_id, step.id)
+    if reads.memo is not None:
+        return _Entry(memo=reads.memo)
+    if skip is not None:
+        store.skip_step(run_id, step.id, reason=skip)
+        context.log.info(f"step '{step.id}' skipped: {skip}")
+        return _Entry(skipped=True)
+    given = reads.replacement if reads.replacement is not None else rendered
+    if reads.override and isinstance(given, dict):
+        given = {**given, **reads.override}  # an approver's changes, from a retry decision
+    cached = cached_result(context, store, step, baton, given)
+    if cached is not None:
+        return _Entry(cached=cached)
+    started = store.start_call(
+        run_id,
+        step.id,
+        input=given,
+        dagster_run_id=context.run_id,
+        segment=segment_of(context),
+        retry=context.retry_number > 0,
+    )
+    return _Entry(started=started, input=given)
 
 
 def fail_unstartable(
@@ -175,73 +284,47 @@ def _attempt(
     agent: AgentResource,
     step: StepSpec,
     baton: dict[str, Any],
-    results: dict[str, dict[str, Any]],
+    entry: _Entry,
     max_retries: int,
     deadline: float | None,
-    reads: StepReads,
 ) -> tuple[AgentResult, list[DeliverableRecord]]:
+    """Call the agent in the attempt ``entry`` started and keep its answer."""
     run_id = uuid.UUID(baton["run_id"])
-    try:
-        rendered = render(
-            step.with_,
-            template_context(baton, results, context.run_id),
-            field="with",
-            limits=get_settings().limits.templates(),
-            deadline=deadline,
-        )
-    except TemplateError as exc:
-        fail_unstartable(store, baton, step, str(exc))
-    if reads.replacement is not None:
-        rendered = reads.replacement  # an operator's retry with a new input
-    override = reads.override
-    if override and isinstance(rendered, dict):
-        rendered = {**rendered, **override}  # an approver's changes, from a retry decision
-    try:
-        cached = cached_result(context, store, step, baton, rendered)
-        if cached is not None:  # a step with `cache:` whose answer is stored: no call
-            return cached, []
-        # Only the step's own retry policy makes a new call here; a re-execution of an
-        # interrupted attempt presents the same call (and idempotency key) again.
-        started = store.start_call(
-            run_id,
-            step.id,
-            input=rendered,
-            dagster_run_id=context.run_id,
-            segment=segment_of(context),
-            retry=context.retry_number > 0,
-        )
-    except Superseded as exc:  # another segment does this run's work now
-        raise Failure(str(exc), allow_retries=False) from None
-    except IllegalTransition:
-        memo = store.step_memo(run_id, step.id)
-        if memo is None:
-            raise
-        raise _SkippedMeanwhile(memo) from None
-    attempt = started.attempt
+    started = entry.started
+    assert started is not None
+    # Only the step's own retry policy makes a new call here; a re-execution of an
+    # interrupted attempt presents the same call (and idempotency key) again.
     request = AgentRequest(
         run_id=str(run_id),
         step_id=step.id,
-        attempt=attempt,
+        attempt=started.attempt,
         call=started.call,
-        input=rendered,
+        input=entry.input,
         orchestration=baton["orchestration"],
         timeout_seconds=step.timeout_seconds,
     )
     grace = get_settings().steps.cancel_grace_seconds
     beat = get_settings().sensors.heartbeat_seconds
-    with heartbeat(store, run_id, step.id, attempt, context.run_id, beat):
+    with heartbeat(store, run_id, step.id, started.attempt, context.run_id, beat):
         try:
             result = call_agent(
                 agent, request, step.timeout_seconds, _remaining(deadline), grace=grace
             )
         except Exception as exc:  # every failure is recorded before Dagster sees it
             _record_failure(
-                context, store, run_id, step, attempt, exc, max_retries, baton.get("parent_run_id")
+                context,
+                store,
+                run_id,
+                step,
+                started.attempt,
+                exc,
+                max_retries,
+                baton.get("parent_run_id"),
             )
         # Still under the lease: while the write waits out an outage, the reaper must not
         # take the attempt whose answer is already paid for.
         records = _keep(context, store, run_id, step, started, result)
-    remember_result(context, store, step, baton, rendered, result)
+    remember_result(context, store, step, baton, entry.input, result)
     return result, records
 
 

@@ -6,7 +6,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orchestration_defs.language.models import OrchestrationSpec, StepSpec
-from orchestration_defs.language.templates import is_template, references, walk_strings
+from orchestration_defs.language.templates import (
+    is_template,
+    references,
+    uses_whole_steps,
+    walk_strings,
+)
 
 
 def template_strings(step: Mapping[str, Any]) -> list[tuple[tuple, str]]:
@@ -32,6 +37,21 @@ def step_dependencies(step: StepSpec) -> list[str]:
             if ref not in deps:
                 deps.append(ref)
     return deps
+
+
+def finish_dependencies(spec: OrchestrationSpec) -> list[str]:
+    """The steps the finish op takes results from, in definition order: the last steps (every
+    other step comes before one of them) and the steps the outputs name. All steps when an
+    output template reads ``steps`` as a whole.
+
+    Fewer inputs matter: Dagster writes two events for each input an op loads.
+    """
+    texts = [text for _, text in walk_strings(spec.outputs) if is_template(text)]
+    if any(uses_whole_steps(text) for text in texts):
+        return [step.id for step in spec.steps]
+    named = {ref for text in texts for ref in references(text).steps}
+    depended = {dep for step in spec.steps for dep in step_dependencies(step)}
+    return [step.id for step in spec.steps if step.id in named or step.id not in depended]
 
 
 def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:

@@ -248,6 +248,19 @@ def references(value: str) -> References:
     return References(frozenset(steps), frozenset(inputs), frozenset(roots - ROOT_NAMES))
 
 
+def uses_whole_steps(value: str) -> bool:
+    """Whether a template uses ``steps`` other than as ``steps.ID`` or ``steps['ID']`` (a
+    loop over it, a filter, an index by variable), so that it may read any step's result.
+
+    Raises:
+        TemplateError: the template does not parse.
+    """
+    tree = _parse(value)
+    named = sum(1 for node in _attribute_nodes(tree) if node[0] == "steps")
+    loads = sum(1 for n in tree.find_all(nodes.Name) if n.name == "steps" and n.ctx == "load")
+    return loads > named
+
+
 def _attribute_nodes(tree: nodes.Node) -> Iterator[tuple[str, str]]:
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
@@ -340,11 +353,27 @@ def _render_string(value: str, context: dict[str, Any], budget: Budget) -> Any:
         raise TemplateError(f"{message} in template {_shown(value)}") from exc
 
 
+# Compiled templates and expressions by their text: a step renders the same strings on every
+# run, and compiling is most of a render's cost (about 1 ms each). Compiled objects hold no
+# render state (the budget lives in a context variable), so sharing them is safe.
+_COMPILED_CACHE_SIZE = 2048
+
+
+@functools.lru_cache(maxsize=_COMPILED_CACHE_SIZE)
+def _compiled_template(value: str) -> Any:
+    return _env.from_string(value)
+
+
+@functools.lru_cache(maxsize=_COMPILED_CACHE_SIZE)
+def _compiled_expression(expr: str) -> Any:
+    return _env.compile_expression(expr, undefined_to_none=False)
+
+
 def _evaluate(value: str, context: dict[str, Any]) -> Any:
     expr = _whole_expression(value)
     if expr is None:
-        return _env.from_string(value).render(**context)
-    result = _env.compile_expression(expr, undefined_to_none=False)(**context)
+        return _compiled_template(value).render(**context)
+    result = _compiled_expression(expr)(**context)
     if isinstance(result, Undefined):
         result._fail_with_undefined_error()
     return result
