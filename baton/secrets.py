@@ -61,11 +61,18 @@ def secret_env_names() -> set[str]:
     from agent_resources.catalog import agent_catalog  # the catalog is plain Python
 
     names = {v.name for entry in agent_catalog().values() for v in entry.env if v.is_secret}
-    return names | {"BATON_DATABASE_URL", "DAGSTER_PG_PASSWORD"}
+    return names | {
+        "BATON_DATABASE_URL",
+        "DAGSTER_PG_PASSWORD",
+        "BATON_SECRET_KEY",
+        "BATON_SECRET_KEY_PREVIOUS",
+    }
 
 
 def masker_from_env(environ: dict[str, str] | None = None) -> Masker:
     """A masker that knows the current values of every secret env var."""
     environ = dict(os.environ) if environ is None else environ
     values = [environ[name] for name in secret_env_names() if environ.get(name)]
+    # A list of keys: each one masked alone too, wherever it appears without the others.
+    values += [part.strip() for part in environ.get("BATON_SECRET_KEY_PREVIOUS", "").split(",")]
     return Masker(values)

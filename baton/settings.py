@@ -322,6 +322,12 @@ class Settings(BaseSettings):
         description="Key that encrypts stored webhook secrets (Fernet, urlsafe base64 of 32 "
         "bytes); default: a key generated once in <data_dir>/secret.key.",
     )
+    secret_key_previous: SecretStr | None = Field(
+        default=None,
+        description="Keys that BATON_SECRET_KEY replaced, comma-separated: stored webhook "
+        "secrets are still decrypted with them (never encrypted) until `baton secrets "
+        "rotate-key` has re-encrypted every one under the current key.",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8080",
         description="Base URL of Baton's API, for links in approval notices.",

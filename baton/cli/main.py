@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "api": "api",
     "up": "up",
     "webhooks": "webhooks",
+    "secrets": "secrets",
     "celery-worker": "celery_worker",
     "cache": "cache",
 }

@@ -4,6 +4,11 @@ A secret must stay usable for HMAC, so it cannot be stored as a hash. It is encr
 Fernet (AES-128-CBC + HMAC-SHA256) under ``BATON_SECRET_KEY``; the embedded default generates
 a key once in ``<data_dir>/secret.key`` (mode 0600). Losing that key makes the stored secrets
 unreadable: rotate every source and subscription then.
+
+Rotating the key: the keys it replaced go in ``BATON_SECRET_KEY_PREVIOUS``; secrets are
+decrypted with any of them (MultiFernet) and always encrypted with the current one, and
+``baton secrets rotate-key`` (``key_rotation.py``) re-encrypts what is stored under the current
+key so the previous ones can be dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from baton.settings import Settings
 
@@ -41,8 +46,8 @@ def _key_file(data_dir: Path) -> bytes:
     return path.read_bytes().strip()
 
 
-def cipher(settings: Settings) -> Fernet:
-    """The Fernet cipher under the configured (or generated) key.
+def current_cipher(settings: Settings) -> Fernet:
+    """The Fernet cipher under the current (configured or generated) key.
 
     Raises:
         SecretKeyError: BATON_SECRET_KEY is not a Fernet key.
@@ -59,20 +64,54 @@ def cipher(settings: Settings) -> Fernet:
         ) from exc
 
 
+def previous_ciphers(settings: Settings) -> list[Fernet]:
+    """The ciphers under the keys in BATON_SECRET_KEY_PREVIOUS, in the order given.
+
+    Raises:
+        SecretKeyError: an entry is not a Fernet key (named by its position, never its value).
+    """
+    if settings.secret_key_previous is None:
+        return []
+    keys = settings.secret_key_previous.get_secret_value().split(",")
+    ciphers = []
+    for position, key in enumerate(keys, start=1):
+        if not key.strip():
+            continue  # a trailing comma, or the variable set empty
+        try:
+            ciphers.append(Fernet(key.strip().encode()))
+        except ValueError:
+            # Not chained: the original error could quote the value.
+            raise SecretKeyError(
+                f"BATON_SECRET_KEY_PREVIOUS: entry {position} of {len(keys)} must be 32 bytes "
+                "in urlsafe base64 (Fernet.generate_key()), entries separated by commas"
+            ) from None
+    return ciphers
+
+
+def cipher(settings: Settings) -> MultiFernet:
+    """Encrypts under the current key; decrypts under it or any previous one.
+
+    Raises:
+        SecretKeyError: BATON_SECRET_KEY or an entry of BATON_SECRET_KEY_PREVIOUS is malformed.
+    """
+    return MultiFernet([current_cipher(settings), *previous_ciphers(settings)])
+
+
 def encrypt(settings: Settings, secret: str) -> str:
-    """The secret encrypted for storage."""
-    return cipher(settings).encrypt(secret.encode()).decode()
+    """The secret encrypted for storage, always under the current key."""
+    return current_cipher(settings).encrypt(secret.encode()).decode()
 
 
 def decrypt(settings: Settings, token: str) -> str:
     """A stored secret in clear, for signing only.
 
     Raises:
-        SecretKeyError: it was encrypted under another key.
+        SecretKeyError: it was encrypted under none of the configured keys.
     """
     try:
         return cipher(settings).decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise SecretKeyError(
-            "a stored webhook secret cannot be decrypted with the current BATON_SECRET_KEY"
+            "a stored webhook secret cannot be decrypted with the current BATON_SECRET_KEY "
+            "(nor any key in BATON_SECRET_KEY_PREVIOUS)"
         ) from exc
