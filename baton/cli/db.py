@@ -1,12 +1,15 @@
-"""``baton db upgrade|downgrade|current|backup|restore``."""
+"""``baton db upgrade|downgrade|current|backup|restore|prune``."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from baton import backup as backups
+from baton import retention
 from baton.db import migrate
 from baton.settings import get_settings
 
@@ -38,6 +41,33 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "current files are moved aside to .before-restore-<time>)",
     )
     p.set_defaults(func=restore)
+    p = db.add_parser(
+        "prune",
+        help="delete run trees that ended before a cutoff, with their rows, and old webhook rows",
+    )
+    p.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="what ended (was received, created) longer ago than this goes: 12h, 30d, 2w",
+    )
+    p.add_argument(
+        "--audit-older-than",
+        default="365d",
+        metavar="AGE",
+        help="a run tree an operator acted on stays until its newest action is this old "
+        "(default 365d)",
+    )
+    # "-1d" would otherwise be taken for an option and refused with a usage screen; as a
+    # value it gets the one-line error naming --older-than. No option of prune looks like it.
+    p._negative_number_matcher = re.compile(r"^-[0-9]+[a-z]*$")
+    p.add_argument("--dry-run", action="store_true", help="print the counts, delete nothing")
+    p.add_argument(
+        "--dagster",
+        action="store_true",
+        help="also delete the Dagster runs (segments, event logs) of the pruned runs",
+    )
+    p.set_defaults(func=prune)
 
 
 def upgrade(args: argparse.Namespace) -> int:
@@ -100,3 +130,65 @@ def restore(args: argparse.Namespace) -> int:
     after = "run `baton db upgrade`" if now != head else "up to date"
     print(f"restored the backup of {manifest.taken_at}: Baton's schema at {now} ({after})")
     return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    try:
+        older = retention.parse_age(args.older_than, "--older-than")
+        audit = retention.parse_age(args.audit_older_than, "--audit-older-than")
+    except retention.RetentionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    from baton.library import prepare_database
+
+    prepare_database(settings)
+    now = datetime.now(UTC)
+    assets_root = settings.assets_dir or settings.data_dir / "assets"
+    if args.dagster:
+        from dagster import DagsterInstance
+
+        with DagsterInstance.get() as instance:
+            report = retention.prune(
+                settings.db_url,
+                now - older,
+                audit_cutoff=now - audit,
+                dry_run=args.dry_run,
+                instance=instance,
+                assets_root=assets_root,
+                now=now,
+            )
+    else:
+        report = retention.prune(
+            settings.db_url,
+            now - older,
+            audit_cutoff=now - audit,
+            dry_run=args.dry_run,
+            assets_root=assets_root,
+            now=now,
+        )
+    _print_prune(report)
+    return 0
+
+
+def _print_prune(report: retention.PruneReport) -> None:
+    head = "dry run, nothing deleted; would delete" if report.dry_run else "deleted"
+    print(f"{head}: what ended before {report.cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    rows = [("run trees", report.trees)]
+    rows += [(table, report.counts[table]) for table in retention.TABLES]
+    rows.append(("deliverable files", report.asset_files))
+    if report.dagster_runs is not None:
+        rows.append(("Dagster runs", report.dagster_runs))
+    for name, count in rows:
+        print(f"  {name:<31} {count:>8}")
+    if report.dagster_runs is None:
+        print("Dagster's runs of these runs remain (pass --dagster to delete them too)")
+    elif report.dagster_unfinished:
+        print(f"left {report.dagster_unfinished} Dagster runs that are not finished")
+    if report.kept_unfinished:
+        print(f"kept {report.kept_unfinished} run trees with a run not ended before the cutoff")
+    if report.kept_audited:
+        print(
+            f"kept {report.kept_audited} run trees with an operator action since "
+            f"{report.audit_cutoff:%Y-%m-%d} (--audit-older-than)"
+        )
