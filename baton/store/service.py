@@ -445,24 +445,33 @@ class RunStore:
         """
         with self.session() as s:
             steps = StepsRepository(s)
-            row = steps.get(run_id, step_id)
-            memo = _memo(row)
-            if memo is not None:
-                return StepEntry(memo=memo)
-            if skip is not None:
-                steps.transition(run_id, step_id, "skipped", output=None, error={"reason": skip})
-                self._event(s, run_id, "step.skipped", {"step_id": step_id, "reason": skip})
-                return StepEntry(skipped=True)
+            # Optimistic: the move itself is the memo check (a done step can move to neither),
+            # so the common way in is one UPDATE; only a refused move reads why.
+            try:
+                if skip is not None:
+                    steps.transition(
+                        run_id, step_id, "skipped", output=None, error={"reason": skip}
+                    )
+                    self._event(s, run_id, "step.skipped", {"step_id": step_id, "reason": skip})
+                    return StepEntry(skipped=True)
+                row, started = self._start_row(
+                    s,
+                    run_id,
+                    step_id,
+                    rendered,
+                    dagster_run_id=dagster_run_id,
+                    retry=retry,
+                    segment=segment,
+                )
+            except IllegalTransition:
+                memo = _memo(steps.get(run_id, step_id))
+                if memo is not None:
+                    return StepEntry(memo=memo)
+                _require_segment(RunsRepository(s), run_id, segment)
+                raise
             given = _call_input(rendered, row)
-            started = self._start(
-                s,
-                run_id,
-                step_id,
-                given,
-                dagster_run_id=dagster_run_id,
-                segment=segment,
-                retry=retry,
-            )
+            if given is not rendered:
+                steps.set_input(run_id, step_id, self.mask(given))
             return StepEntry(started=started, input=given)
 
     def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
@@ -534,14 +543,44 @@ class RunStore:
         segment: str | None,
         retry: bool,
     ) -> StartedCall:
-        if segment is not None:
-            _require_segment(RunsRepository(s), run_id, segment)
+        try:
+            _, started = self._start_row(
+                s,
+                run_id,
+                step_id,
+                input,
+                dagster_run_id=dagster_run_id,
+                retry=retry,
+                segment=segment,
+            )
+        except IllegalTransition:
+            if segment is not None:  # the UPDATE also refuses a superseded segment: say so
+                _require_segment(RunsRepository(s), run_id, segment)
+            raise
+        return started
+
+    def _start_row(
+        self,
+        s: Session,
+        run_id: uuid.UUID,
+        step_id: str,
+        input: Any,
+        *,
+        dagster_run_id: str,
+        segment: str | None,
+        retry: bool,
+    ) -> tuple[StepRow, StartedCall]:
         row = StepsRepository(s).start_attempt(
-            run_id, step_id, input=self.mask(input), dagster_run_id=dagster_run_id, retry=retry
+            run_id,
+            step_id,
+            input=self.mask(input),
+            dagster_run_id=dagster_run_id,
+            retry=retry,
+            segment=segment,
         )
         payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
         self._event(s, run_id, "step.started", {**payload, "dagster_run_id": dagster_run_id})
-        return StartedCall(row.attempt, row.call_number)
+        return row, StartedCall(row.attempt, row.call_number)
 
     def complete_step(
         self,

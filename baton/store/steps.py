@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, case, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -112,10 +112,12 @@ class StepsRepository:
         target: str,
         *,
         of_attempt: int | None = None,
+        also: Sequence[ColumnElement[bool]] = (),
         **fields: Any,
     ) -> OrchestrationStep:
         """Move a step to ``target`` if allowed from its current status (and, with
-        ``of_attempt``, only while that attempt is still the step's latest).
+        ``of_attempt``, only while that attempt is still the step's latest; with ``also``,
+        only while those conditions hold).
 
         Raises:
             IllegalTransition: not allowed from the current status, or a newer attempt started.
@@ -133,6 +135,7 @@ class StepsRepository:
                 OrchestrationStep.step_id == step_id,
                 OrchestrationStep.status.in_(sources_of(STEP_TRANSITIONS, target)),
                 *([] if of_attempt is None else [OrchestrationStep.attempt == of_attempt]),
+                *also,
             )
             .values(**values)
             .returning(OrchestrationStep)
@@ -153,8 +156,11 @@ class StepsRepository:
         input: Any,
         dagster_run_id: str | None,
         retry: bool = False,
+        segment: str | None = None,
     ) -> OrchestrationStep:
-        """Mark the step running and count one more attempt.
+        """Mark the step running and count one more attempt (with ``segment``, only while the
+        run has not ended and that segment, or none, is its active one: checked in the same
+        UPDATE, so starting a step is one statement).
 
         The logical call's number (the idempotency key's counter) moves on only for a new call:
         the step's first start, a start after an operator's or a checkpoint's retry (the step
@@ -175,6 +181,16 @@ class StepsRepository:
             started_at=utcnow(),
             heartbeat_at=utcnow(),  # the lease starts with the attempt, in its transaction
             finished_at=None,
+            also=() if segment is None else (_segment_is(run_id, segment),),
+        )
+
+    def set_input(self, run_id: uuid.UUID, step_id: str, input: Any) -> None:
+        """Record the input a started attempt calls with (when it is not the rendered one)."""
+        self.session.execute(
+            update(OrchestrationStep)
+            .where(OrchestrationStep.run_id == run_id, OrchestrationStep.step_id == step_id)
+            .values(input=input)
+            .execution_options(synchronize_session=False)
         )
 
     def heartbeat(self, run_id: uuid.UUID, step_id: str, *, attempt: int, owner: str) -> bool:
@@ -304,6 +320,17 @@ class StepsRepository:
                 .execution_options(synchronize_session=False)
             )
         return ids
+
+
+def _segment_is(run_id: uuid.UUID, segment: str) -> ColumnElement[bool]:
+    """The run has not ended and ``segment`` (or no segment yet) is its active one."""
+    return exists(
+        select(OrchestrationRun.id).where(
+            OrchestrationRun.id == run_id,
+            OrchestrationRun.status.not_in(("aborted", "completed")),
+            or_(OrchestrationRun.segment_id.is_(None), OrchestrationRun.segment_id == segment),
+        )
+    )
 
 
 def _next_call(retry: bool) -> Any:
