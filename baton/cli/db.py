@@ -148,7 +148,15 @@ def prune(args: argparse.Namespace) -> int:
     if args.dagster:
         from dagster import DagsterInstance
 
-        with DagsterInstance.get() as instance:
+        home = settings.dagster_home
+        if not (home / "dagster.yaml").is_file():
+            print(
+                f"error: --dagster: {home / 'dagster.yaml'}: no Dagster instance configured "
+                "there (set BATON_DAGSTER__HOME or DAGSTER_HOME)",
+                file=sys.stderr,
+            )
+            return 1
+        with DagsterInstance.from_config(str(home)) as instance:
             report = retention.prune(
                 settings.db_url,
                 now - older,

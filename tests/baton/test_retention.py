@@ -356,6 +356,17 @@ def test_the_command_prunes_and_says_dagster_runs_remain(
     assert not (world.assets / str(gone)).exists()
 
 
+def test_the_command_with_dagster_needs_an_instance(
+    sqlite_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATON_DATABASE_URL", sqlite_db)
+    get_settings.cache_clear()
+    code, out, err = _cli("--older-than", "90d", "--dagster")
+    assert code == 1 and out == ""
+    assert err.startswith("error: --dagster: ") and "dagster.yaml" in err
+    assert err.count("\n") == 1
+
+
 def test_the_command_with_dagster(
     sqlite_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
