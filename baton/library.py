@@ -86,7 +86,9 @@ def prepare_database(settings: Settings) -> None:
     if migrate.is_current(url):
         return
     if not settings.auto_migrate:
-        raise RuntimeError("Baton's tables are not at the newest revision; run `baton db upgrade`")
+        raise migrate.SchemaNotCurrent(
+            "Baton's tables are not at the newest revision; run `baton db upgrade`"
+        )
     migrate.upgrade(url)
 
 

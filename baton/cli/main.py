@@ -53,6 +53,28 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # The one place every command's database errors pass: an unreachable database or
+        # tables behind the code become one line; anything else keeps its traceback.
+        message = _database_failure(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _database_failure(exc: Exception) -> str | None:
+    """One line for an error that comes from the database's state, else None."""
+    if "sqlalchemy" not in sys.modules:
+        return None  # no command that got this far without SQLAlchemy met a database error
+    # Imported only now: a command that succeeds never pays for Alembic here.
+    from baton.db.diagnose import explain
+    from baton.settings import get_settings
+
+    try:
+        return explain(exc, get_settings().db_url)
+    except Exception:  # the diagnosis failing must not hide the original error
+        return None
 
 
 def _printable_output() -> None:

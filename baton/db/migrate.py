@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from baton.db.engine import get_engine
 from baton.db.lock import migration_lock
@@ -15,6 +16,10 @@ from baton.db.lock import migration_lock
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 # Not `alembic_version`: Dagster's storage uses that name when it shares the database.
 VERSION_TABLE = "baton_alembic_version"
+
+
+class SchemaNotCurrent(RuntimeError):
+    """Baton's tables are not at the code's newest revision and may not be migrated here."""
 
 
 def alembic_config(url: str) -> Config:
@@ -53,6 +58,15 @@ def current_revision(url: str) -> str | None:
 def head_revision() -> str | None:
     """The newest revision shipped with this code."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def is_known(revision: str) -> bool:
+    """Whether ``revision`` is one of this code's migrations (not one a newer code made)."""
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:  # Alembic's answer to a revision it cannot locate
+        return False
 
 
 def is_current(url: str) -> bool:
