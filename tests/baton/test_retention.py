@@ -33,9 +33,12 @@ from baton.db.models import (
     WebhookInbox,
     WebhookSubscription,
 )
-from baton.retention import PruneReport, RetentionError, parse_age, prune
+from baton.retention import TABLES, PruneReport, RetentionError, parse_age, prune
 from baton.segments import RUN_TAG
 from baton.settings import get_settings
+from baton.store.service import RunStore
+from tests.checkpoint_helpers import pending, start, users
+from tests.helpers import compile_text, execute
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=100)
@@ -387,3 +390,86 @@ def test_the_command_with_dagster(
     assert "remain" not in out
     with DagsterInstance.get() as instance:
         assert instance.get_run_by_id(done) is None
+
+
+DONE = """
+slug: done-long-ago
+name: Done long ago
+version: 1
+steps:
+  - id: first
+    agent: echo
+    with: {text: one}
+  - id: second
+    agent: echo
+    with: {text: "{{ steps.first.output.text }} two"}
+"""
+
+WAITING = """
+slug: waiting-long
+name: Waiting long
+version: 1
+steps:
+  - id: draft
+    agent: echo
+    with: {title: kept}
+  - id: review
+    needs: [draft]
+    checkpoint:
+      prompt: "Publish?"
+      approvers: [editors]
+"""
+
+
+def _rows_of(url: str, run_id: uuid.UUID) -> dict[str, int]:
+    """Rows naming ``run_id`` in every table that has a run_id column."""
+    with session_scope(url) as s:
+        return {
+            table.name: int(
+                s.scalar(select(func.count()).select_from(table).where(table.c.run_id == run_id))
+                or 0
+            )
+            for table in Base.metadata.sorted_tables
+            if "run_id" in table.c
+        }
+
+
+def test_real_runs_executed_on_dagster(dagster_instance: DagsterInstance) -> None:
+    """A run that really ran (two steps, its events, its Dagster run) goes entirely; a run
+    waiting at a checkpoint for as long stays, with its Dagster run."""
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    users(url, ("ann", ["editors"]))
+    _, done_job = compile_text(DONE, url)
+    _, waiting_job = compile_text(WAITING, url)
+    assert execute(done_job, dagster_instance, url).success
+    waiting = start(waiting_job, dagster_instance, url)
+    [done] = RunStore(url).list_runs(status="completed")
+    assert _rows_of(url, done.id)["orchestration_steps"] == 2
+    assert _rows_of(url, done.id)["orchestration_events"] > 0
+    with session_scope(url) as s:  # as if both happened a hundred days ago
+        for run in s.scalars(select(OrchestrationRun)):
+            run.updated_at = OLD
+            run.finished_at = OLD if run.status == "completed" else None
+    done_segment = done.last_dagster_run_id
+    assert done_segment is not None and dagster_instance.get_run_by_id(done_segment) is not None
+    waiting_segments = {r.run_id for r in dagster_instance.get_runs()} - {done_segment}
+
+    report = prune(url, CUTOFF, audit_cutoff=AUDIT_CUTOFF, instance=dagster_instance, now=NOW)
+    assert (report.trees, report.counts["orchestration_steps"], report.dagster_runs) == (1, 2, 1)
+    assert sum(_rows_of(url, done.id).values()) == 0
+    assert dagster_instance.get_run_by_id(done_segment) is None
+    assert {r.run_id for r in dagster_instance.get_runs()} == waiting_segments
+    assert _rows_of(url, waiting)["human_approvals"] == 1
+    assert pending(url, waiting).status == "pending"
+
+
+def test_every_table_that_points_at_a_run_is_pruned() -> None:
+    """A new table with a foreign key to a run (or an approval) must be in TABLES, or its rows
+    would go by cascade without being counted (or block the delete)."""
+    pointing = {
+        table.name
+        for table in Base.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column.table.name in ("orchestration_runs", "human_approvals")
+    }
+    assert pointing <= set(TABLES)
