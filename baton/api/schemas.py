@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from baton.edge import MAX_REASON_CHARS
 
@@ -15,7 +22,19 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+def _iso(value: datetime) -> str:
+    # Pydantic writes UTC as "Z"; the delivery envelope, Dagster's timestamps and docs/api.md
+    # use "+00:00": one format for every timestamp the API returns.
+    return _utc(value).isoformat()
+
+
+# The schema stays a date-time string (the serializer alone would make it a plain string).
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    PlainSerializer(_iso, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class Strict(BaseModel):
@@ -113,6 +132,11 @@ class Step(BaseModel):
     dagster_run_id: str | None
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
+    cache: Literal["hit", "miss"] | None = Field(
+        None,
+        description="A step with `cache:`: `hit` (its output came from the step cache, no "
+        "agent call) or `miss` (the agent was called and its answer stored); null otherwise.",
+    )
 
 
 class DeliverableView(BaseModel):

@@ -56,6 +56,7 @@ def step(row: OrchestrationStep) -> schemas.Step:
         dagster_run_id=row.dagster_run_id,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        cache=row.cache,
     )
 
 

@@ -55,6 +55,7 @@ def step_summary(step: OrchestrationStep) -> dict[str, Any]:
         "dagster_run_id": step.dagster_run_id,
         "started_at": step.started_at,
         "finished_at": step.finished_at,
+        "cache": step.cache,
     }
 
 

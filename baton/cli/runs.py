@@ -175,7 +175,8 @@ def show_run(args: argparse.Namespace) -> int:
     print("steps:")
     for s in detail.steps:
         extra = f"  error: {s.error.get('message') or s.error.get('reason')}" if s.error else ""
-        print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{extra}")
+        cached = f"  cache: {s.cache}" if s.cache else ""
+        print(f"  {s.step_id:24} {s.status:10} attempts: {s.attempt}{cached}{extra}")
     for line in compensation_cli.compensation_lines(body["compensation"]):
         print(line)
     if body["deliverables"]:

@@ -3,6 +3,7 @@ api agent) calls a local server that counts the calls, so a hit is seen as a cal
 
 from __future__ import annotations
 
+import json
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -15,9 +16,12 @@ from sqlalchemy import update
 
 from agent_resources.catalog import agent_catalog
 from agent_resources.registry import agent_resources
+from baton.api import views
+from baton.cli.main import main
 from baton.db.engine import session_scope
 from baton.db.models import StepCacheEntry, utcnow
 from baton.lifecycle import Lifecycle
+from baton.settings import get_settings
 from baton.store.cache import CacheFilter
 from baton.store.service import RunStore
 from orchestration_defs.compiler.job import build_job
@@ -205,3 +209,27 @@ def test_an_answer_with_deliverables_is_not_cached(dagster_instance: DagsterInst
     assert [s.cache for s in steps] == ["miss", "miss"]
     assert RunStore(url).cache.entries(CacheFilter()) == []
     assert len(RunStore(url).deliverables(RunStore(url).list_runs()[0].id)) == 1
+
+
+def test_runs_show_and_the_api_say_which_step_the_cache_answered(
+    dagster_instance: DagsterInstance,
+    server: CallsServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = dagster_instance.baton_db_url  # type: ignore[attr-defined]
+    job = _job(CACHED, url)
+    first = _run(job, dagster_instance, "hello")
+    second = _run(job, dagster_instance, "hello")
+    monkeypatch.setenv("BATON_DATABASE_URL", url)
+    get_settings.cache_clear()
+
+    for run_id, expected in ((first, "miss"), (second, "hit")):
+        assert main(["runs", "show", str(run_id)]) == 0
+        [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("  publish ")]
+        assert f"cache: {expected}" in line
+        assert main(["runs", "show", str(run_id), "--json"]) == 0
+        [step] = json.loads(capsys.readouterr().out)["steps"]
+        assert step["cache"] == expected
+        [row] = RunStore(url).run_detail(run_id).steps
+        assert views.step(row).cache == expected
