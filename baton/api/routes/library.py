@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from baton.api.auth import Principal, require
 from baton.api.deps import get_store
 from baton.api.errors import error_responses
+from baton.api.schemas import UtcDatetime
 from baton.library import library_problems
 from baton.store.service import RunStore
 
@@ -26,7 +25,7 @@ class FileError(BaseModel):
 class LibraryProblem(BaseModel):
     path: str
     errors: list[FileError]
-    synced_at: datetime | None
+    synced_at: UtcDatetime | None
 
 
 class LibraryProblems(BaseModel):

@@ -1,8 +1,10 @@
-"""Every timestamp the API returns (and every delivery it posts) carries its UTC offset, on
-SQLite (which keeps no offset) as on Postgres."""
+"""Every timestamp the API returns (JSON, SSE, every delivery it posts; and the CLI's JSON of the
+inbox and deliveries) carries its UTC offset in one format, ``+00:00`` (docs/api.md), on SQLite
+(which keeps no offset) as on Postgres."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,14 +13,22 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from baton.api.schemas import Event
+from baton.api.sse import format_event
+from baton.cli.main import main
 from baton.db.engine import session_scope
 from baton.db.models import OrchestrationEvent
-from baton.webhooks.delivery import envelope
+from baton.settings import get_settings
+from baton.webhooks.delivery import Dispatcher, envelope
+from baton.webhooks.signing import headers
+from baton.webhooks.sources import Sources
+from baton.webhooks.subscriptions import Subscriptions
 from tests.baton.api.world import World, build_world
 
-# The start of an ISO 8601 date-time, and the offset (or Z) it must end with.
+# The start of an ISO 8601 date-time, and the one offset it must end with: +00:00 everywhere
+# (docs/api.md), never Z in some places and +00:00 in others.
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
-OFFSET = re.compile(r"(Z|[+-]\d{2}:\d{2})$")
+OFFSET = re.compile(r"\+00:00$")
 
 
 @pytest.fixture
@@ -77,6 +87,7 @@ def test_every_timestamp_the_api_returns_has_an_offset(any_world: World) -> None
         f"/api/v1/runs/{failed}/audit",
         f"/api/v1/runs/{run_id}/tree",
         f"/api/v1/runs/{run_id}/events",
+        f"/api/v1/runs/{run_id}/tree/events",
         "/api/v1/events",
         "/api/v1/approvals",
         f"/api/v1/approvals/{approval_id}",
@@ -90,12 +101,16 @@ def test_every_timestamp_the_api_returns_has_an_offset(any_world: World) -> None
         response = w.client.get(route, headers=viewer)
         assert response.status_code == 200, f"{route}: {response.text}"
         bodies[route] = response.json()
+    # The live stream writes the same events through its own path (sse.format_event).
+    for item in bodies["/api/v1/events"]["items"]:
+        frame = format_event(Event.model_validate(item))
+        bodies[f"SSE event {item['id']}"] = json.loads(frame.split("data: ", 1)[1])
     bad, seen = _without_offset(bodies)
     assert seen > 40, bodies
     assert not bad, "timestamps without their UTC offset:\n" + "\n".join(bad)
     approval = bodies[f"/api/v1/approvals/{approval_id}"]
     for field in ("requested_at", "expires_at", "decided_at", "claimed_at"):
-        assert approval[field].endswith("Z"), (field, approval[field])  # pydantic's UTC
+        assert approval[field].endswith("+00:00"), (field, approval[field])  # not pydantic's Z
 
 
 def test_outbound_deliveries_carry_the_offset(any_world: World) -> None:
@@ -109,3 +124,28 @@ def test_outbound_deliveries_carry_the_offset(any_world: World) -> None:
     assert seen >= len(bodies)
     assert not bad, "delivery timestamps without their UTC offset:\n" + "\n".join(bad)
     assert all(b["timestamp"].endswith("+00:00") for b in bodies.values())
+
+
+def test_the_cli_json_of_inbox_and_deliveries_carries_the_same_offset(
+    any_world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    w = any_world
+    secret = Sources(w.settings.db_url, w.settings).add("github", "acme")
+    body = json.dumps({"action": "opened"}).encode()
+    signed = {"content-type": "application/json", **headers(secret, "msg_1", body)}
+    received = w.client.post("/webhooks/github", content=body, headers=signed)
+    assert received.status_code == 202, received.text
+    Subscriptions(w.settings.db_url, w.settings).subscribe(
+        organization="acme", url="http://127.0.0.1:9/hook", events=["run.*"]
+    )
+    w.waiting_run()
+    assert Dispatcher(w.settings.db_url, w.settings).enqueue() >= 1
+    monkeypatch.setenv("BATON_DATABASE_URL", w.settings.db_url)
+    get_settings.cache_clear()
+    bodies: dict[str, Any] = {}
+    for command in (["webhooks", "inbox"], ["webhooks", "deliveries"]):
+        assert main(command) == 0
+        bodies[" ".join(command)] = json.loads(capsys.readouterr().out)
+    assert bodies["webhooks inbox"] and bodies["webhooks deliveries"], bodies
+    bad, seen = _without_offset(bodies)
+    assert seen >= 2 and not bad, bad
