@@ -49,16 +49,17 @@ def rotate(args: argparse.Namespace) -> int:
     if args.json:
         print(dumps(_as_json(report)))
         return 0
+    done, dropped = ("to re-encrypt", "to drop") if report.dry_run else ("re-encrypted", "dropped")
     for kind, tally in report.kinds.items():
-        line = f"{kind}: {tally.reencrypted} re-encrypted, {tally.current} already current"
+        line = f"{kind}: {tally.reencrypted} {done}, {tally.current} already current"
         if tally.dropped:
-            line += f", {tally.dropped} past their grace period dropped"
+            line += f", {tally.dropped} past their grace period {dropped}"
         print(line)
     verb = "would re-encrypt" if report.dry_run else "re-encrypted"
     print(
         f"{verb} {report.reencrypted} secrets under the current key, "
         f"{report.current} already current"
-        + (f", {report.dropped} expired dropped" if report.dropped else "")
+        + (f", {report.dropped} expired {dropped}" if report.dropped else "")
         + ("; dry run: nothing changed" if report.dry_run else "")
     )
     return 0

@@ -43,6 +43,7 @@ def test_rotate_key_dry_run_then_for_real(
     dry = capsys.readouterr()
     assert "would re-encrypt 2 secrets under the current key, 0 already current" in dry.out
     assert "dry run: nothing changed" in dry.out
+    assert "source secrets: 1 to re-encrypt, 0 already current" in dry.out
     assert main(["secrets", "rotate-key"]) == 0
     done = capsys.readouterr()
     assert "source secrets: 1 re-encrypted, 0 already current" in done.out
