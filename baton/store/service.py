@@ -522,42 +522,21 @@ class RunStore:
             Superseded: ``segment`` is given and is no longer the run's active segment.
         """
         with self.session() as s:
-            return self._start(
-                s,
-                run_id,
-                step_id,
-                input,
-                dagster_run_id=dagster_run_id,
-                segment=segment,
-                retry=retry,
-            )
-
-    def _start(
-        self,
-        s: Session,
-        run_id: uuid.UUID,
-        step_id: str,
-        input: Any,
-        *,
-        dagster_run_id: str,
-        segment: str | None,
-        retry: bool,
-    ) -> StartedCall:
-        try:
-            _, started = self._start_row(
-                s,
-                run_id,
-                step_id,
-                input,
-                dagster_run_id=dagster_run_id,
-                retry=retry,
-                segment=segment,
-            )
-        except IllegalTransition:
-            if segment is not None:  # the UPDATE also refuses a superseded segment: say so
-                _require_segment(RunsRepository(s), run_id, segment)
-            raise
-        return started
+            try:
+                _, started = self._start_row(
+                    s,
+                    run_id,
+                    step_id,
+                    input,
+                    dagster_run_id=dagster_run_id,
+                    retry=retry,
+                    segment=segment,
+                )
+            except IllegalTransition:
+                if segment is not None:  # the UPDATE also refuses a superseded segment: say so
+                    _require_segment(RunsRepository(s), run_id, segment)
+                raise
+            return started
 
     def _start_row(
         self,
