@@ -1,10 +1,15 @@
-"""Entry point of the ``baton`` command. Exit codes: 0 success, 1 failure, 2 usage error."""
+"""Entry point of the ``baton`` command.
+
+Exit codes: 0 success, 1 failure, 2 usage error, 130 Ctrl-C, 141 output closed early (a pipe
+into ``head``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Each top-level command and the module of baton.cli that defines it. A command imports its
@@ -50,9 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        # Flushed here, not at exit: a reader gone (`baton runs list | head`) is then met below
+        # rather than as "Exception ignored" noise once the interpreter shuts down.
+        sys.stdout.flush()
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader has what it wanted. Point stdout at /dev/null so the final flush at exit
+        # does not fail again, and exit as a shell reports a process ended by SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         # The one place every command's database errors pass: an unreachable database or
         # tables behind the code become one line; anything else keeps its traceback.

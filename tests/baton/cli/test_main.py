@@ -41,3 +41,16 @@ def test_a_command_does_not_import_dagster_or_the_api_unless_it_needs_them() -> 
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly_without_a_traceback() -> None:
+    # `baton schema | head -1`: the reader closes before the command has written everything.
+    code = "import sys; from baton.cli.main import main; sys.exit(main(['schema']))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
