@@ -50,6 +50,12 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def write_default_instance_yaml(home: Path) -> None:
+    """Write the default dagster.yaml into ``home`` if it has none, without opening it."""
+    home.mkdir(parents=True, exist_ok=True)
+    _write_instance_yaml(home / "dagster.yaml")
+
+
 def _write_instance_yaml(target: Path) -> None:
     """The default dagster.yaml, if there is none; written whole (no half file is ever read)."""
     if target.exists():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from baton import backup as backups
 from baton import retention
+from baton.dagster_home import write_default_instance_yaml
 from baton.db import migrate
 from baton.settings import get_settings
 
@@ -88,19 +89,30 @@ def current(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _stores() -> list[backups.Store]:
+def _stores(restoring: backups.Manifest | None = None) -> list[backups.Store]:
     # Dagster's storage is read from DAGSTER_HOME's dagster.yaml without opening the
     # instance: opening it would create tables in the empty database a restore goes into.
     settings = get_settings()
-    if not (settings.dagster_home / "dagster.yaml").is_file():
+    instance_yaml = settings.dagster_home / "dagster.yaml"
+    if not instance_yaml.is_file() and restoring is not None and _is_sqlite(restoring):
+        # A new data folder (a scratch restore, a new machine) has no dagster.yaml yet; a
+        # backup of the embedded SQLite storage goes where a first start would put it.
+        write_default_instance_yaml(settings.dagster_home)
+        print(f"wrote the embedded default {instance_yaml} (Dagster on SQLite, as backed up)")
+    if not instance_yaml.is_file():
         raise backups.BackupError(
-            f"{settings.dagster_home / 'dagster.yaml'}: no Dagster instance configured there "
-            "(set BATON_DAGSTER__HOME or DAGSTER_HOME; `baton up` writes the default one)"
+            f"{instance_yaml}: no Dagster instance configured there "
+            "(set BATON_DAGSTER__HOME or DAGSTER_HOME; `baton up` writes the default one, "
+            "for Postgres copy deploy/dagster.postgres.yaml there)"
         )
     return [
         backups.baton_store(settings.db_url),
         backups.dagster_store(settings.dagster_home),
     ]
+
+
+def _is_sqlite(manifest: backups.Manifest) -> bool:
+    return any(e.store == "dagster" and e.kind == "sqlite" for e in manifest.entries)
 
 
 def backup(args: argparse.Namespace) -> int:
@@ -119,12 +131,16 @@ def backup(args: argparse.Namespace) -> int:
 
 def restore(args: argparse.Namespace) -> int:
     try:
-        manifest = backups.restore(args.folder, _stores(), replace=args.replace)
+        stores = _stores(restoring=backups.Manifest.read(args.folder))
+        manifest = backups.restore(args.folder, stores, replace=args.replace)
     except backups.BackupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # Where each store went now, not where it was backed up from (the manifest's source):
+    # a restore into a scratch folder must not read as one over the live data.
+    targets = {s.name: s.describe() for s in stores}
     for entry in manifest.entries:
-        print(f"{entry.store}: {args.folder / entry.file} -> {entry.source}")
+        print(f"{entry.store}: {args.folder / entry.file} -> {targets[entry.store]}")
     url = get_settings().db_url
     now, head = migrate.current_revision(url), migrate.head_revision()
     after = "run `baton db upgrade`" if now != head else "up to date"

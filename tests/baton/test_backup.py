@@ -182,3 +182,37 @@ def test_a_folder_that_is_no_backup_is_refused_with_the_reason(
     (tmp_path / "nothing").mkdir()
     assert _cli("restore", str(tmp_path / "nothing")) == 1
     assert "no manifest" in capsys.readouterr().err
+
+
+def test_a_restore_into_a_new_data_folder_writes_the_default_instance_and_names_the_new_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The embedded default, backed up, then restored as docs/production.md asks now and then:
+    # into a scratch data folder that nothing has started in (so no dagster.yaml yet).
+    live, scratch = tmp_path / "live", tmp_path / "scratch"
+    monkeypatch.setenv("BATON_DATA_DIR", str(live))
+    monkeypatch.delenv("BATON_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DAGSTER_HOME", str(live / "dagster"))
+    get_settings.cache_clear()
+    url = get_settings().db_url
+    migrate.upgrade(url)
+    (live / "dagster").mkdir(parents=True)
+    (live / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    _, done_job = compile_text(DONE, url)
+    with DagsterInstance.from_config(str(live / "dagster")) as instance:
+        assert execute(done_job, instance, url).success
+    assert _cli("backup", str(tmp_path / "backup")) == 0
+
+    monkeypatch.setenv("BATON_DATA_DIR", str(scratch))
+    monkeypatch.delenv("DAGSTER_HOME")
+    get_settings.cache_clear()
+    capsys.readouterr()
+    assert _cli("restore", str(tmp_path / "backup")) == 0
+    out = capsys.readouterr().out
+    assert f"wrote the embedded default {scratch / 'dagster' / 'dagster.yaml'}" in out
+    assert f"-> sqlite sqlite:///{scratch / 'baton.db'}" in out
+    assert f"-> sqlite {scratch / 'dagster'}" in out
+    assert str(live) not in out.replace(str(tmp_path / "backup"), "")  # the live data untouched
+    assert len(RunStore(get_settings().db_url).list_runs(limit=10)) == 1
+    with DagsterInstance.from_config(str(scratch / "dagster")) as instance:
+        assert len(instance.get_runs()) == 1
