@@ -8,16 +8,24 @@ decrypts stops it before anything is written, named by its row (never by its val
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from baton.db.engine import session_scope
 from baton.db.models import WebhookSource, WebhookSubscription, utcnow
 from baton.db.types import as_utc
 from baton.settings import Settings
 from baton.webhooks import crypto
+
+SOURCES = "source secrets"
+PREVIOUS = "previous source secrets"
+SUBSCRIPTIONS = "subscription secrets"
 
 
 class KeyRotationError(Exception):
@@ -78,6 +86,62 @@ def _rotated(token: str, current: Fernet, keys: MultiFernet, tally: Tally, row: 
     return rotated
 
 
+@dataclass
+class Stored:
+    """One stored secret: its kind, the row named for people (never by its value), the token,
+    and how to write a new token (or None) back; ``expired``: a previous secret past its grace
+    period, never read again."""
+
+    kind: str
+    row: str
+    token: str
+    write: Callable[[str | None], None]
+    since: datetime | None = None
+    expired: bool = False
+
+
+def _stored(s: Session, now: datetime, *, lock: bool) -> Iterator[Stored]:
+    """Every stored secret, in a fixed order: each source's secret and previous secret, then
+    every subscription's (ended ones included, since rotation moves them too)."""
+    sources = select(WebhookSource).order_by(WebhookSource.name)
+    subscriptions = select(WebhookSubscription).order_by(WebhookSubscription.created_at)
+    if lock:
+        # Locked (on Postgres) so a concurrent rotate-secret or subscribe waits for this one.
+        sources, subscriptions = sources.with_for_update(), subscriptions.with_for_update()
+    for src in s.scalars(sources):
+        row = f"webhook source {src.name!r}"
+        since = _utc(src.rotated_at or src.created_at)
+        yield Stored(SOURCES, row, src.secret_encrypted, _setter(src, "secret_encrypted"), since)
+        if src.previous_secret_encrypted is None:
+            continue
+        until = src.previous_valid_until
+        yield Stored(
+            PREVIOUS,
+            f"{row} (previous secret)",
+            src.previous_secret_encrypted,
+            _setter(src, "previous_secret_encrypted"),
+            since,
+            expired=until is None or as_utc(until) <= now,
+        )
+    for sub in s.scalars(subscriptions):
+        ended = " (ended)" if sub.disabled_at is not None else ""
+        yield Stored(
+            SUBSCRIPTIONS,
+            f"subscription {sub.id}{ended}",
+            sub.secret_encrypted,
+            _setter(sub, "secret_encrypted"),
+            _utc(sub.created_at),
+        )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _setter(row: Any, column: str) -> Callable[[str | None], None]:
+    return lambda token: setattr(row, column, token)
+
+
 def rotate_key(url: str, settings: Settings, *, dry_run: bool = False) -> RotationReport:
     """Re-encrypt every stored webhook secret at ``url`` under the current key.
 
@@ -93,37 +157,37 @@ def rotate_key(url: str, settings: Settings, *, dry_run: bool = False) -> Rotati
     current = crypto.current_cipher(settings)
     keys = crypto.cipher(settings)
     report = RotationReport(dry_run=dry_run)
-    sources = report.kinds.setdefault("source secrets", Tally())
-    previous = report.kinds.setdefault("previous source secrets", Tally())
-    subscriptions = report.kinds.setdefault("subscription secrets", Tally())
+    for kind in (SOURCES, PREVIOUS, SUBSCRIPTIONS):
+        report.kinds[kind] = Tally()
     now = utcnow()
     with session_scope(url) as s:
-        # Locked (on Postgres) so a concurrent rotate-secret or subscribe waits for this one.
-        for src in s.scalars(select(WebhookSource).order_by(WebhookSource.name).with_for_update()):
-            row = f"webhook source {src.name!r}"
-            token = _rotated(src.secret_encrypted, current, keys, sources, row)
+        for stored in _stored(s, now, lock=True):
+            tally = report.kinds[stored.kind]
+            if stored.expired:
+                tally.dropped += 1
+                token = None
+            else:
+                token = _rotated(stored.token, current, keys, tally, stored.row)
             if not dry_run:
-                src.secret_encrypted = token
-            if src.previous_secret_encrypted is None:
-                continue
-            until = src.previous_valid_until
-            if until is None or as_utc(until) <= now:
-                previous.dropped += 1
-                if not dry_run:
-                    src.previous_secret_encrypted = None
-                continue
-            old = _rotated(
-                src.previous_secret_encrypted, current, keys, previous, f"{row} (previous secret)"
-            )
-            if not dry_run:
-                src.previous_secret_encrypted = old
-        for sub in s.scalars(
-            select(WebhookSubscription).order_by(WebhookSubscription.created_at).with_for_update()
-        ):
-            token = _rotated(
-                sub.secret_encrypted, current, keys, subscriptions, f"subscription {sub.id}"
-            )
-            if not dry_run:
-                sub.secret_encrypted = token
+                stored.write(token)
         # An error above leaves session_scope by its exception: rolled back, nothing written.
     return report
+
+
+def undecryptable(s: Session, settings: Settings) -> list[Stored]:
+    """The stored secrets that no configured key decrypts (what would stop ``rotate_key``),
+    read without writing or locking.
+
+    Raises:
+        SecretKeyError: a configured key is malformed.
+    """
+    keys = crypto.cipher(settings)
+    found = []
+    for stored in _stored(s, utcnow(), lock=False):
+        if stored.expired:
+            continue
+        try:
+            keys.decrypt(stored.token.encode())
+        except InvalidToken:
+            found.append(stored)
+    return found
