@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from baton.cli.output import dumps, error
@@ -50,10 +51,13 @@ def create_token(args: argparse.Namespace) -> int:
             return 1
         row, raw = TokensRepository(s).create(user, role=args.role, name=args.name)
         token_id = row.id
-    print(raw)
+    # The token alone on stdout, so `TOKEN=$(baton tokens create ...)` keeps just it; the
+    # notice goes to the terminal.
+    print(raw, flush=True)
     print(
         f"token {token_id} for {args.user} ({args.org}, {args.role}); "
         "it is shown only now: store it somewhere safe",
+        file=sys.stderr,
         flush=True,
     )
     return 0

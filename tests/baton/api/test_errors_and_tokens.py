@@ -137,6 +137,8 @@ def test_tokens_cli_creates_lists_and_revokes(
     assert code == 0, err
     raw = out.splitlines()[0]
     assert raw.startswith("bt_") and len(raw) > 40
+    assert out == raw + "\n", "stdout holds the token alone: TOKEN=$(baton tokens create ...)"
+    assert "shown only now" in err and raw not in err
     code, listed, _ = run("tokens", "list", "--json")
     assert raw not in listed and raw[:8] in listed and '"live"' not in listed
     assert run("tokens", "revoke", "1")[0] == 0
