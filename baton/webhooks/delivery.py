@@ -33,6 +33,14 @@ EVENT_BATCH = 500
 # A tick stops starting new requests after this long, so one tick never runs for minutes.
 TICK_BUDGET_SECONDS = 30.0
 ERROR_CHARS = 500
+# Recorded as the attempt's error when the subscription's secret cannot be decrypted (the key
+# changed without BATON_SECRET_KEY_PREVIOUS, or a backup restored under another key): nothing
+# is posted, and the attempt counts toward the retries like any other failure, so it ends
+# failed rather than waiting silently, and the fix has time to land before it does.
+UNDECRYPTABLE = (
+    "secret cannot be decrypted with the configured keys "
+    "(see docs/production.md#rotating-baton_secret_key)"
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,14 @@ class Attempt:
     status: str
     status_code: int | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class _Undecryptable:
+    """A delivery whose subscription's secret no configured key decrypts."""
+
+    subscription_id: str
+    reason: str
 
 
 def envelope(event: OrchestrationEvent) -> dict[str, Any]:
@@ -134,18 +150,32 @@ class Dispatcher:
         prepared = self._prepare(delivery_id)
         if prepared is None:
             return None
+        if isinstance(prepared, _Undecryptable):
+            log.warning(
+                "webhook delivery %s: subscription %s: %s; put the key it was encrypted under "
+                "in BATON_SECRET_KEY_PREVIOUS on every process, then run `baton secrets "
+                "rotate-key`",
+                delivery_id,
+                prepared.subscription_id,
+                prepared.reason,
+            )
+            return self._record(delivery_id, None, UNDECRYPTABLE)
         target, secret, webhook_id, body = prepared
         status_code, error = self._post(target, secret, webhook_id, body)
         return self._record(delivery_id, status_code, error)
 
-    def _prepare(self, delivery_id: int) -> tuple[str, str, str, bytes] | None:
+    def _prepare(self, delivery_id: int) -> tuple[str, str, str, bytes] | _Undecryptable | None:
         with session_scope(self.url) as s:
             row = s.get(WebhookDelivery, delivery_id)
             if row is None or row.status != "pending":
                 return None
             sub = s.get(WebhookSubscription, row.subscription_id)
             assert sub is not None  # deliveries are deleted with their subscription
-            secret = crypto.decrypt(self.settings, sub.secret_encrypted)
+            try:
+                secret = crypto.decrypt(self.settings, sub.secret_encrypted)
+            except crypto.SecretKeyError as exc:
+                # Its message names the variables, never a key or the secret.
+                return _Undecryptable(str(sub.id), str(exc))
             body = json.dumps(row.payload, separators=(",", ":")).encode()
             return sub.url, secret, row.webhook_id, body
 
