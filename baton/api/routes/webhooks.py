@@ -5,7 +5,9 @@ A request is refused (and stored nowhere) when the source is unknown (404), the 
 large (413), the signature headers are missing, stale or do not match (401; a malformed
 timestamp is 400), the body is not JSON (400), or the verified body holds text that is not
 valid (NUL, a lone surrogate), a non-finite number, nesting past BATON_API__MAX_JSON_DEPTH or
-a webhook-id over 255 characters (422, naming the field). A verified request whose
+a webhook-id over 255 characters (422, naming the field). A source whose stored secret no
+configured key decrypts (BATON_SECRET_KEY changed without BATON_SECRET_KEY_PREVIOUS) is 503
+with Retry-After: the server cannot verify now, the sender retries. A verified request whose
 ``webhook-id`` this source already sent answers 200 ``duplicate`` without storing it again, so
 a sender retrying after a lost answer sees success and no second run starts.
 
@@ -28,6 +30,7 @@ from baton.api.errors import error_response, error_responses
 from baton.api.metrics import webhooks_duplicate, webhooks_received, webhooks_refused
 from baton.lifecycle import Lifecycle
 from baton.settings import Settings
+from baton.webhooks.crypto import SecretKeyError
 from baton.webhooks.inbox import Inbox
 from baton.webhooks.signing import SignatureError, verify
 from baton.webhooks.sources import Sources, Verification
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 UNKNOWN_SOURCE = "unknown"
 # The column that stores it (webhook_inbox.webhook_id) holds 255 characters.
 MAX_WEBHOOK_ID_CHARS = 255
+# An operator has to change the keys and restart: minutes, not the seconds of a database blip.
+UNDECRYPTABLE_RETRY_AFTER_SECONDS = 60
 
 
 class WebhookAccepted(BaseModel):
@@ -93,9 +98,37 @@ def _payload(webhook_id: str, body: bytes, settings: Settings) -> Any:
         raise
 
 
-def _refuse(source: str, reason: str, status: int, code: str, message: str) -> JSONResponse:
+def _refuse(
+    source: str,
+    reason: str,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     webhooks_refused.labels(source=source, reason=reason).inc()
-    return error_response(status, code, message)
+    return error_response(status, code, message, headers=headers)
+
+
+def _undecryptable(source: str, exc: SecretKeyError) -> JSONResponse:
+    """503: the server cannot verify the signature until its keys are fixed; the sender retries."""
+    # The message names the variables, never a key or the secret.
+    log.warning(
+        "webhook source %r: %s; put the key it was encrypted under in BATON_SECRET_KEY_PREVIOUS "
+        "on every process and restart, then run `baton secrets rotate-key` "
+        "(docs/production.md#rotating-baton_secret_key)",
+        source,
+        exc,
+    )
+    return _refuse(
+        source,
+        "secret_undecryptable",
+        503,
+        "unavailable",
+        "this source's secret cannot be decrypted with the server's configured keys, so the "
+        "signature cannot be verified now; nothing was stored, retry later",
+        headers={"Retry-After": str(UNDECRYPTABLE_RETRY_AFTER_SECONDS)},
+    )
 
 
 @router.post(
@@ -104,7 +137,7 @@ def _refuse(source: str, reason: str, status: int, code: str, message: str) -> J
     response_model=WebhookAccepted,
     responses={
         200: {"model": WebhookAccepted, "description": "already received (a replayed id)"},
-        **error_responses(400, 401, 404, 413, 422),
+        **error_responses(400, 401, 404, 413, 422, 503),
     },
     summary="Receive a signed webhook",
 )
@@ -112,9 +145,12 @@ async def receive_webhook(source: str, request: Request, background: BackgroundT
     """Verify a Standard Webhooks signature, store the event, answer, then start its runs."""
     settings: Settings = request.app.state.settings
     url = settings.db_url
-    found: Verification | None = await run_in_threadpool(
-        Sources(url, settings).verification, source
-    )
+    try:
+        found: Verification | None = await run_in_threadpool(
+            Sources(url, settings).verification, source
+        )
+    except SecretKeyError as exc:
+        return _undecryptable(source, exc)
     if found is None:
         return _refuse(UNKNOWN_SOURCE, "unknown_source", 404, "not_found", "no webhook source")
     try:
