@@ -5,10 +5,11 @@ approvals no one claimed (is the daemon running?), claimed approvals whose segme
 started (the launch failed, the job is missing, the claimer died), runs launched that no
 Dagster run picked up, step attempts still running past their lease (orphans the reaper has
 not failed: is the daemon running ``baton_reaper_sensor``?), compensations planned or claimed
-but not started (``baton.compensation``), webhooks in the inbox that started
-no run, invalid library files, and child runs (``baton.doctor_children``: parents not resumed,
-launches claimed but not started, children waiting for a slot, the last said to be progressing
-while a sibling runs).
+but not started (``baton.compensation``), webhooks in the inbox that started no run, invalid
+library files, stored webhook secrets that no configured key decrypts (their webhooks are
+refused, their deliveries fail), and child runs (``baton.doctor_children``: parents not
+resumed, launches claimed but not started, children waiting for a slot, the last said to be
+progressing while a sibling runs).
 ``baton doctor`` prints it; ``/metrics`` counts it (``baton_waiting_on_system``).
 """
 
@@ -33,7 +34,9 @@ from baton.db.models import (
 )
 from baton.doctor_children import KINDS as CHILD_KINDS
 from baton.doctor_children import child_waits
-from baton.settings import get_settings
+from baton.settings import Settings, get_settings
+from baton.webhooks.crypto import SecretKeyError
+from baton.webhooks.key_rotation import undecryptable
 
 # How long a state may last before it counts as waiting on the system: a healthy deployment
 # moves a decision, a launch or a webhook on well within it (sensors tick every 5 s).
@@ -47,6 +50,7 @@ KINDS = (
     "compensation_running",
     "webhook",
     "library",
+    "secret_undecryptable",
     *CHILD_KINDS,
 )
 
@@ -75,10 +79,15 @@ class Waiting:
 
 
 def waiting_on_system(
-    s: Session, now: datetime | None = None, lease: timedelta | None = None
+    s: Session,
+    now: datetime | None = None,
+    lease: timedelta | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> list[Waiting]:
     """Everything that waits on the system now, oldest first within each kind; ``lease``:
-    how long a launch claim may go unstarted (default BATON_SENSORS__CLAIM_LEASE_SECONDS)."""
+    how long a launch claim may go unstarted (default BATON_SENSORS__CLAIM_LEASE_SECONDS);
+    ``settings``: whose keys stored secrets are checked against (default: this process's)."""
     now = now or utcnow()
     if lease is None:
         lease = timedelta(seconds=get_settings().sensors.claim_lease_seconds)
@@ -93,6 +102,7 @@ def waiting_on_system(
         ),
         *_webhooks(s, now),
         *_library(s),
+        *_secrets(s, settings or get_settings()),
         *child_waits(s, now, GRACE, lease, Waiting),
     ]
     return found
@@ -296,4 +306,28 @@ def _library(s: Session) -> list[Waiting]:
         )
         for f in rows
         if f.errors
+    ]
+
+
+# What to do about a secret no configured key decrypts (docs/production.md, "Rotating
+# BATON_SECRET_KEY"); the same words in `baton doctor`, whatever the row.
+SECRET_FIX = (
+    "cannot be decrypted with BATON_SECRET_KEY nor any key in BATON_SECRET_KEY_PREVIOUS, so "
+    "its webhooks are refused (503) or its deliveries fail: set BATON_SECRET_KEY_PREVIOUS to "
+    "the old key on every process, restart, then run `baton secrets rotate-key` (or give it a "
+    "new secret)"
+)
+
+
+def _secrets(s: Session, settings: Settings) -> list[Waiting]:
+    """Stored webhook secrets that no configured key decrypts: the walk of ``baton secrets
+    rotate-key``, read only."""
+    try:
+        found = undecryptable(s, settings)
+    except SecretKeyError as exc:
+        # A malformed key: its message names the variable (and position), never the value.
+        return [Waiting("secret_undecryptable", "BATON_SECRET_KEY", None, str(exc))]
+    return [
+        Waiting("secret_undecryptable", stored.row, stored.since, f"its secret {SECRET_FIX}")
+        for stored in found
     ]

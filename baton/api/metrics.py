@@ -235,7 +235,8 @@ def _waiting(session: Session) -> GaugeMetricFamily:
         "baton_waiting_on_system",
         "Things that wait on the system rather than on a person (baton doctor lists them): "
         "decided approvals not claimed, claimed ones whose segment has not started, runs no "
-        "Dagster run started, webhooks that started no run, invalid library files.",
+        "Dagster run started, webhooks that started no run, invalid library files, stored "
+        "webhook secrets no configured key decrypts.",
         labels=["kind"],
     )
     counts = collections.Counter(w.kind for w in waiting_on_system(session))

@@ -15,7 +15,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "doctor",
         help="list what waits on the system (claims not launched, runs not started, "
-        "webhooks that started no run, invalid files); exit 1 if anything does",
+        "webhooks that started no run, invalid files, stored secrets no key decrypts); exit 1 "
+        "if anything does",
     )
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=doctor)

@@ -181,11 +181,13 @@ def undecryptable(s: Session, settings: Settings) -> list[Stored]:
     Raises:
         SecretKeyError: a configured key is malformed.
     """
-    keys = crypto.cipher(settings)
+    keys: MultiFernet | None = None
     found = []
     for stored in _stored(s, utcnow(), lock=False):
         if stored.expired:
             continue
+        # Built at the first secret: with nothing stored, no key is read (nor generated).
+        keys = keys or crypto.cipher(settings)
         try:
             keys.decrypt(stored.token.encode())
         except InvalidToken:
