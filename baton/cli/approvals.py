@@ -19,7 +19,7 @@ from baton.lineage import approvals_with_chains, chain_of, chain_text
 from baton.settings import get_settings
 from baton.store.service import RunStore
 from baton.store.users import UsersRepository
-from orchestration_defs.language.values import ValueProblem
+from orchestration_defs.language.values import ValueProblem, shown
 
 EXIT_CODES = {"not_found": 1, "conflict": 1, "forbidden": 1, "invalid": 1}
 
@@ -232,6 +232,7 @@ def decide_with(
         )
     except ApprovalError as exc:
         error(f"{exc}" + (f" (field: {exc.field})" if exc.field else ""))
+        _set_hint(approvals, args.approval_id, exc.field, changes)
         return EXIT_CODES.get(exc.code, 1)
     launched = lifecycle.resume(approval.id) if approval.status == "decided" else None
     if args.json:
@@ -242,6 +243,20 @@ def decide_with(
     else:
         print(_decided_line(approval, launched))
     return 0
+
+
+def _set_hint(
+    approvals: Approvals, approval_id: uuid.UUID, field: str | None, changes: dict[str, Any]
+) -> None:
+    """Say why a text field got a number: ``--set title=2026`` is read as JSON, as ``-i`` is."""
+    key = (field or "").removeprefix("modifications.")
+    value = changes.get(key)
+    if not field or key == field or not (value is None or isinstance(value, int | float)):
+        return
+    if approvals.get(approval_id).policy.get("modifiable", {}).get(key) != "string":
+        return
+    raw = dumps(value, indent=None)
+    error(f"--set reads {raw} as JSON; for the text, --set '{shown(key)}=\"{raw}\"'")
 
 
 def _decided_line(approval: HumanApproval, launched: Launched | None) -> str:

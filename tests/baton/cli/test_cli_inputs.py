@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from baton.approvals import Approvals
 from baton.cli.approvals import decide_with
 from baton.cli.main import main
 from baton.cli.run import parse_inputs, parse_text_inputs
@@ -121,3 +122,25 @@ def test_a_bad_decision_from_the_cli_exits_2_and_stores_nothing(
     assert decide_with(args, w.store, w.gateway) == 2
     assert "field: " in capsys.readouterr().err
     assert stored(w) == before
+
+
+def test_a_number_for_a_text_field_of_set_says_how_to_give_the_text(
+    w: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, approval = w.waiting_run()
+    args = argparse.Namespace(
+        approval_id=uuid.UUID(approval),
+        user="acme-approver",
+        decision="continue",
+        changes=["greeting=2026"],
+        comment=None,
+        json=False,
+    )
+    assert decide_with(args, w.store, w.gateway) == 1
+    err = capsys.readouterr().err
+    assert "field 'greeting' must be of type string, got int" in err
+    assert "--set reads 2026 as JSON; for the text, --set 'greeting=\"2026\"'" in err
+
+    args.changes = ['greeting="2026"']  # as the hint says
+    assert decide_with(args, w.store, w.gateway) == 0
+    assert Approvals(w.store).get(uuid.UUID(approval)).modifications == {"greeting": "2026"}
