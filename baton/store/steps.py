@@ -127,8 +127,7 @@ class StepsRepository:
         values: dict[str, Any] = {"status": target, "updated_at": now, "retry_at": None, **fields}
         if target in DONE_STEP_STATUSES or target == "failed":
             values.setdefault("finished_at", now)
-        # RETURNING hands back the updated row: one statement, not an UPDATE and a SELECT.
-        row = self.session.scalar(
+        statement = (
             update(OrchestrationStep)
             .where(
                 OrchestrationStep.run_id == run_id,
@@ -138,9 +137,19 @@ class StepsRepository:
                 *also,
             )
             .values(**values)
-            .returning(OrchestrationStep)
-            .execution_options(synchronize_session=False, populate_existing=True)
         )
+        row: OrchestrationStep | None
+        if self.session.get_bind().dialect.update_returning:
+            # RETURNING hands back the updated row: one statement, not an UPDATE and a SELECT.
+            row = self.session.scalar(
+                statement.returning(OrchestrationStep).execution_options(
+                    synchronize_session=False, populate_existing=True
+                )
+            )
+        else:  # SQLite before 3.35 has no RETURNING (SQLAlchemy would write it anyway)
+            result = self.session.execute(statement.execution_options(synchronize_session=False))
+            moved = result.rowcount == 1  # type: ignore[attr-defined]
+            row = self.get(run_id, step_id) if moved else None
         if row is None:
             current = self.get(run_id, step_id)
             raise IllegalTransition(

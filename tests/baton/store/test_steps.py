@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from baton.db.engine import session_scope
+from baton.db.engine import get_engine, session_scope
 from baton.db.models import OrchestrationStep
 from baton.state import IllegalTransition
 from baton.store.steps import StepsRepository
@@ -239,3 +241,38 @@ def test_an_orphan_is_failed_only_while_it_is_still_that_attempt(
             run_id, "slow", attempt=first + 1, owner="dagster-2", error=error
         )
         assert [r.step_id for r in repo.running()] == []
+
+
+def test_transitions_work_on_a_sqlite_without_returning(
+    sqlite_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 (Debian 11 and RHEL 9 ship 3.34) has no UPDATE ... RETURNING, and
+    SQLAlchemy writes it all the same: a move is then an UPDATE and a SELECT."""
+    engine = get_engine(sqlite_db)
+    for flag in ("insert_returning", "update_returning", "delete_returning"):
+        monkeypatch.setattr(engine.dialect, flag, False)  # what SQLAlchemy sets for such a SQLite
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        _moves_without_returning(sqlite_db)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements and not [s for s in statements if "RETURNING" in s.upper()]
+
+
+def _moves_without_returning(sqlite_db: str) -> None:
+    with session_scope(sqlite_db) as s:
+        run_id = make_run(s).id
+        steps = StepsRepository(s)
+        _ensure(steps, run_id, "greet")
+        row = steps.start_attempt(run_id, "greet", input={"n": 1}, dagster_run_id="dag-1")
+        assert (row.status, row.attempt, row.input) == ("running", 1, {"n": 1})
+        row = steps.transition(run_id, "greet", "completed", output={"ok": True})
+        assert (row.status, row.output) == ("completed", {"ok": True})
+        with pytest.raises(IllegalTransition) as excinfo:
+            steps.transition(run_id, "greet", "running")
+        assert excinfo.value.current == "completed"
