@@ -10,6 +10,7 @@ from orchestration_defs.language.graph import (
     ancestors,
     descendants,
     find_cycles,
+    finish_dependencies,
     retry_step_of,
     step_dependencies,
     template_strings,
@@ -149,3 +150,42 @@ def test_retry_step_of_a_checkpoint() -> None:
     assert retry_step_of(spec, spec.step("two")) is None
     assert retry_step_of(spec, spec.step("named")) == "other"
     assert retry_step_of(spec, spec.step("draft")) is None
+
+
+def _with_outputs(outputs: Any) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {
+            "slug": "g",
+            "name": "Graph",
+            "version": 1,
+            "steps": [
+                agent("a"),
+                agent("b", needs=["a"]),
+                {"id": "gate", "needs": ["a"], "checkpoint": {"prompt": "ok?"}},
+                agent("c", with_="{{ steps.b.output }}", when="{{ steps.gate.output }}"),
+                agent("lone"),
+            ],
+            "outputs": outputs,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        # The last steps only: every other step comes before one of them.
+        ({}, ["c", "lone"]),
+        ({"x": "plain text"}, ["c", "lone"]),
+        # Steps named by attribute or by a constant key, in definition order.
+        ({"x": "{{ steps.a.output }}", "y": ["{{ steps['b'].status }}"]}, ["a", "b", "c", "lone"]),
+        ({"x": "{{ steps.gate.output.decision }} {{ inputs.n }}"}, ["gate", "c", "lone"]),
+        # Anything that may read any step's result takes them all.
+        ({"x": "{% for s in steps %}{{ s }}{% endfor %}"}, ["a", "b", "gate", "c", "lone"]),
+        ({"x": "{{ steps | length }}"}, ["a", "b", "gate", "c", "lone"]),
+        ({"x": "{% for k in ['a'] %}{{ steps[k] }}{% endfor %}"}, ["a", "b", "gate", "c", "lone"]),
+        ({"x": "{% set s = steps %}{{ s.a }}"}, ["a", "b", "gate", "c", "lone"]),
+        ({"all": "{{ steps }}"}, ["a", "b", "gate", "c", "lone"]),
+    ],
+)
+def test_finish_takes_the_last_steps_and_the_named_ones(outputs: Any, expected: list[str]) -> None:
+    assert finish_dependencies(_with_outputs(outputs)) == expected
