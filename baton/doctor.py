@@ -36,7 +36,7 @@ from baton.doctor_children import KINDS as CHILD_KINDS
 from baton.doctor_children import child_waits
 from baton.settings import Settings, get_settings
 from baton.webhooks.crypto import SecretKeyError
-from baton.webhooks.key_rotation import undecryptable
+from baton.webhooks.key_rotation import SUBSCRIPTIONS, Stored, undecryptable
 
 # How long a state may last before it counts as waiting on the system: a healthy deployment
 # moves a decision, a launch or a webhook on well within it (sensors tick every 5 s).
@@ -312,10 +312,8 @@ def _library(s: Session) -> list[Waiting]:
 # What to do about a secret no configured key decrypts (docs/production.md, "Rotating
 # BATON_SECRET_KEY"); the same words in `baton doctor`, whatever the row.
 SECRET_FIX = (
-    "cannot be decrypted with BATON_SECRET_KEY nor any key in BATON_SECRET_KEY_PREVIOUS, so "
-    "its webhooks are refused (503) or its deliveries fail: set BATON_SECRET_KEY_PREVIOUS to "
-    "the old key on every process, restart, then run `baton secrets rotate-key` (or give it a "
-    "new secret)"
+    "set BATON_SECRET_KEY_PREVIOUS to the old key on every process, restart, then run "
+    "`baton secrets rotate-key` (or give it a new secret)"
 )
 
 
@@ -328,6 +326,21 @@ def _secrets(s: Session, settings: Settings) -> list[Waiting]:
         # A malformed key: its message names the variable (and position), never the value.
         return [Waiting("secret_undecryptable", "BATON_SECRET_KEY", None, str(exc))]
     return [
-        Waiting("secret_undecryptable", stored.row, stored.since, f"its secret {SECRET_FIX}")
+        Waiting(
+            "secret_undecryptable",
+            stored.row,
+            stored.since,
+            "its secret cannot be decrypted with BATON_SECRET_KEY nor any key in "
+            f"BATON_SECRET_KEY_PREVIOUS, so {_effect(stored)}: {SECRET_FIX}",
+        )
         for stored in found
     ]
+
+
+def _effect(stored: Stored) -> str:
+    """What an undecryptable secret stops, by the row that holds it."""
+    if stored.kind == SUBSCRIPTIONS:
+        # An ended subscription sends nothing, but rotate-key stops on it all the same.
+        return "`baton secrets rotate-key` stops on it" if stored.ended else "its deliveries fail"
+    # The source's secrets are decrypted together: one unreadable stops all of its webhooks.
+    return "the source's webhooks are answered 503 and stored nowhere"

@@ -90,7 +90,7 @@ def _rotated(token: str, current: Fernet, keys: MultiFernet, tally: Tally, row: 
 class Stored:
     """One stored secret: its kind, the row named for people (never by its value), the token,
     and how to write a new token (or None) back; ``expired``: a previous secret past its grace
-    period, never read again."""
+    period, never read again; ``ended``: an ended subscription's, never used again."""
 
     kind: str
     row: str
@@ -98,6 +98,7 @@ class Stored:
     write: Callable[[str | None], None]
     since: datetime | None = None
     expired: bool = False
+    ended: bool = False
 
 
 def _stored(s: Session, now: datetime, *, lock: bool) -> Iterator[Stored]:
@@ -131,6 +132,7 @@ def _stored(s: Session, now: datetime, *, lock: bool) -> Iterator[Stored]:
             sub.secret_encrypted,
             _setter(sub, "secret_encrypted"),
             _utc(sub.created_at),
+            ended=sub.disabled_at is not None,
         )
 
 

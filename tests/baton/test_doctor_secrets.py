@@ -84,6 +84,8 @@ def test_each_undecryptable_secret_is_listed_with_the_fix(
     for w in found:
         assert w.stuck and w.since is not None
         assert "BATON_SECRET_KEY_PREVIOUS" in w.reason and "baton secrets rotate-key" in w.reason
+    assert "answered 503" in found[0].reason and "answered 503" in found[1].reason
+    assert "its deliveries fail" in found[3].reason
     assert tokens(db_url) == before, "the check writes nothing"
     with session_scope(db_url) as s:
         fixed = waiting_on_system(s, settings=keyed(db_url, NEW_KEY, previous=OLD_KEY))
