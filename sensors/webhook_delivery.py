@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from baton.settings import get_settings
-from baton.webhooks.delivery import Dispatcher
+from baton.webhooks.delivery import UNDECRYPTABLE, Dispatcher
 from orchestration_defs.compiler.resources import BatonStoreResource
 
 
@@ -37,7 +37,10 @@ def webhook_delivery_sensor(
     delivered = sum(1 for a in attempts if a.status == "delivered")
     failed = sum(1 for a in attempts if a.status == "failed")
     retrying = len(attempts) - delivered - failed
+    unsent = sum(1 for a in attempts if a.error == UNDECRYPTABLE)
     # This sensor launches no runs; the skip reason is its report on the sensor page.
-    return SkipReason(
-        f"queued {queued}, delivered {delivered}, will retry {retrying}, failed {failed}"
-    )
+    report = f"queued {queued}, delivered {delivered}, will retry {retrying}, failed {failed}"
+    if unsent:
+        # Not the endpoint's fault: say so where an operator looks first.
+        report += f"; {unsent} not sent: {UNDECRYPTABLE} (`baton doctor` names the subscriptions)"
+    return SkipReason(report)
