@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import uuid
 from datetime import timedelta
 
@@ -90,10 +91,13 @@ def add_source(args: argparse.Namespace) -> int:
     except (SourceError, SecretKeyError) as exc:
         error(str(exc))
         return 1
-    print(secret)
+    # The secret alone on stdout, so `SECRET=$(baton webhooks add-source ...)` keeps just it;
+    # the notice goes to the terminal (as `baton tokens create` does).
+    print(secret, flush=True)
     print(
         f"source '{args.name}' ({args.org}): POST {settings.public_url}/webhooks/{args.name}; "
         "the secret is shown only now: store it somewhere safe",
+        file=sys.stderr,
         flush=True,
     )
     return 0
@@ -106,8 +110,8 @@ def rotate_secret(args: argparse.Namespace) -> int:
     except (SourceError, SecretKeyError) as exc:
         error(str(exc))
         return 1
-    print(secret)
-    print(f"the previous secret stays valid for {args.grace}", flush=True)
+    print(secret, flush=True)
+    print(f"the previous secret stays valid for {args.grace}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -167,10 +171,11 @@ def subscribe(args: argparse.Namespace) -> int:
     except (SubscriptionError, SecretKeyError) as exc:
         error(str(exc))
         return 1
-    print(secret)
+    print(secret, flush=True)
     print(
         f"subscription {sub_id} ({args.org}) -> {args.url}; verify deliveries with the secret "
         "above, shown only now",
+        file=sys.stderr,
         flush=True,
     )
     return 0

@@ -15,9 +15,10 @@ def test_subscribe_list_unsubscribe(
 ) -> None:
     args = ["webhooks", "subscribe", "--org", "acme", "--url", "http://127.0.0.1:9/hook"]
     assert main([*args, "--events", "run.completed,approval.requested"]) == 0
-    secret, summary = capsys.readouterr().out.splitlines()[:2]
+    created = capsys.readouterr()
+    [secret] = created.out.splitlines()  # alone on stdout: SECRET=$(...) keeps just it
     assert secret.startswith("whsec_")
-    sub_id = summary.split()[1]
+    sub_id = created.err.split()[1]
     assert main(["webhooks", "list-subscriptions", "--json"]) == 0
     listing = capsys.readouterr().out
     [row] = json.loads(listing)

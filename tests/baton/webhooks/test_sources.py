@@ -120,11 +120,14 @@ def test_cli_add_rotate_list(capsys: pytest.CaptureFixture[str], isolated_settin
     from baton.cli.main import main
 
     assert main(["webhooks", "add-source", "github", "--org", "acme"]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("whsec_")
+    added = capsys.readouterr()
+    [first] = added.out.splitlines()  # alone on stdout: SECRET=$(...) keeps just it
+    assert first.startswith("whsec_") and "shown only now" in added.err
     assert main(["webhooks", "rotate-secret", "github", "--grace", "1h"]) == 0
-    second = capsys.readouterr().out.splitlines()[0]
+    rotated = capsys.readouterr()
+    [second] = rotated.out.splitlines()
     assert second.startswith("whsec_") and second != first
+    assert "stays valid for 1:00:00" in rotated.err
     assert main(["webhooks", "list-sources", "--json"]) == 0
     listing = capsys.readouterr().out
     assert '"github"' in listing and first not in listing and second not in listing
