@@ -324,3 +324,63 @@ def test_a_template_bomb_in_with_fails_its_step_and_the_run_stays_consistent(
     assert steps["c"].status == "pending"
     assert detail.run.status == "failed"
     assert detail.run.error["step_id"] == "b"
+
+
+OUTPUTS_READ_EARLIER_STEPS = """
+slug: reads-back
+name: Reads back
+version: 1
+steps:
+  - id: a
+    agent: echo
+    with: {v: 1}
+  - id: b
+    agent: echo
+    with: {v: "{{ steps.a.output.v + 1 }}"}
+  - id: c
+    agent: echo
+    needs: [b]
+    with: {v: 3}
+  - id: never
+    agent: echo
+    needs: [a]
+    when: false
+outputs:
+  first: "{{ steps['a'].output.v }}"
+  last: "{{ steps.c.output.v }}"
+"""
+
+
+def test_outputs_read_an_earlier_step_and_every_step_as_a_whole(
+    dagster_instance: DagsterInstance,
+) -> None:
+    """The finish op takes the last steps and the named ones; `steps` as a whole takes all."""
+    url = _url(dagster_instance)
+    _, job = compile_text(OUTPUTS_READ_EARLIER_STEPS, url)
+    finish = job.graph.node_named("reads_back__finish").definition
+    assert sorted(i.name for i in finish.input_defs) == [
+        "after_a",
+        "after_c",
+        "after_never",
+        "baton",
+    ]
+    assert execute(job, dagster_instance, url).success
+    run = RunStore(url).get_run(_only_run(url))
+    assert (run.status, run.outputs) == ("completed", {"first": 1, "last": 3})
+
+    whole = OUTPUTS_READ_EARLIER_STEPS.replace("slug: reads-back", "slug: reads-all").replace(
+        '  last: "{{ steps.c.output.v }}"',
+        '  all: "{% for id in steps %}{{ id }}={{ steps[id].status }} {% endfor %}"',
+    )
+    _, job = compile_text(whole, url)
+    finish = job.graph.node_named("reads_all__finish").definition
+    assert sorted(i.name for i in finish.input_defs) == [
+        "after_a",
+        "after_b",
+        "after_c",
+        "after_never",
+        "baton",
+    ]
+    assert execute(job, dagster_instance, url).success
+    (run,) = [r for r in RunStore(url).list_runs() if r.orchestration == "reads-all"]
+    assert run.outputs == {"first": 1, "all": "a=completed b=completed c=completed never=skipped "}
