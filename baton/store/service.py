@@ -32,7 +32,7 @@ from baton.store.definitions import DefinitionsRepository
 from baton.store.deliverables import DeliverablesRepository
 from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
-from baton.store.steps import StepsRepository
+from baton.store.steps import Moved, StepsRepository
 
 
 class UnknownRun(LookupError):
@@ -548,8 +548,8 @@ class RunStore:
         dagster_run_id: str,
         segment: str | None,
         retry: bool,
-    ) -> tuple[StepRow, StartedCall]:
-        row = StepsRepository(s).start_attempt(
+    ) -> tuple[Moved, StartedCall]:
+        row = StepsRepository(s).begin_attempt(
             run_id,
             step_id,
             input=self.mask(input),
@@ -577,8 +577,8 @@ class RunStore:
             IllegalTransition: the step is not running, or a newer attempt started.
         """
         with self.session() as s:
-            row = StepsRepository(s).transition(
-                run_id, step_id, "completed", of_attempt=attempt, output=self.mask(output)
+            row = StepsRepository(s).complete_attempt(
+                run_id, step_id, output=self.mask(output), of_attempt=attempt
             )
             payload = {"step_id": step_id, "attempt": row.attempt, "call": row.call_number}
             self._event(s, run_id, "step.completed", {**payload, "usage": self.mask(usage or {})})
@@ -681,7 +681,7 @@ class RunStore:
         EventsRepository(s).append_for_run(type=type_, run_id=run_id, payload=payload)
 
 
-def _call_input(rendered: Any, row: StepRow | None) -> Any:
+def _call_input(rendered: Any, row: Moved | None) -> Any:
     """The input a step calls with: an operator's replacement (a retry with a new input) wins
     over ``rendered``; an approver's changes (a retry decision) are laid over a dict."""
     if row is None:
