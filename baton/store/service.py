@@ -32,7 +32,7 @@ from baton.store.definitions import DefinitionsRepository
 from baton.store.deliverables import DeliverablesRepository
 from baton.store.events import EventsRepository
 from baton.store.runs import RunsRepository
-from baton.store.steps import Moved, StepsRepository
+from baton.store.steps import Moved, StepsRepository, segment_is
 
 
 class UnknownRun(LookupError):
@@ -448,9 +448,14 @@ class RunStore:
             # Optimistic: the move itself is the memo check (a done step can move to neither),
             # so the common way in is one UPDATE; only a refused move reads why.
             try:
-                if skip is not None:
+                if skip is not None:  # a superseded segment skips nothing either
                     steps.transition(
-                        run_id, step_id, "skipped", output=None, error={"reason": skip}
+                        run_id,
+                        step_id,
+                        "skipped",
+                        output=None,
+                        error={"reason": skip},
+                        also=(segment_is(run_id, segment),),
                     )
                     self._event(s, run_id, "step.skipped", {"step_id": step_id, "reason": skip})
                     return StepEntry(skipped=True)

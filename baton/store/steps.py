@@ -220,7 +220,7 @@ class StepsRepository:
         while the run has not ended and that segment, or none, is its active one: checked in
         the same UPDATE, so starting a step is one statement."""
         if not self.session.get_bind().dialect.update_returning:  # SQLite before 3.35
-            also = () if segment is None else (_segment_is(run_id, segment),)
+            also = () if segment is None else (segment_is(run_id, segment),)
             fields = _start_fields(input, dagster_run_id, retry)
             return self.move(run_id, step_id, "running", also=also, **fields)
         params = {
@@ -527,7 +527,7 @@ def _start_fields(input: Any, dagster_run_id: str | None, retry: bool) -> dict[s
     }
 
 
-def _segment_is(run_id: uuid.UUID, segment: str) -> ColumnElement[bool]:
+def segment_is(run_id: uuid.UUID, segment: str) -> ColumnElement[bool]:
     """The run has not ended and ``segment`` (or no segment yet) is its active one."""
     return exists(
         select(OrchestrationRun.id).where(

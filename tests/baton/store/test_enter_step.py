@@ -144,6 +144,20 @@ def test_a_superseded_or_ended_segment_starts_nothing(store: RunStore) -> None:
         assert row is not None and (row.status, row.attempt) == ("pending", 0)
 
 
+def test_a_superseded_or_ended_segment_skips_nothing(store: RunStore) -> None:
+    run_id = _run(store)
+    with session_scope(store.url) as s:
+        RunsRepository(s).force_segment(run_id, "seg-2")
+    with pytest.raises(Superseded, match="seg-2"):
+        _enter(store, run_id, None, skip="condition is false: no")
+    with session_scope(store.url) as s:
+        RunsRepository(s).transition(run_id, "aborted", segment_id=None)
+    with pytest.raises(Superseded, match="aborted"):
+        _enter(store, run_id, None, skip="condition is false: no", segment="seg-2")
+    assert store.step_memo(run_id, "greet") is None
+    assert "step.skipped" not in _events(store, run_id)
+
+
 def test_a_run_without_a_segment_yet_lets_any_segment_start(store: RunStore) -> None:
     run_id = _run(store, segment=None)  # a UI launch claims the run as its Dagster run id
     with session_scope(store.url) as s:
