@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from baton import backup as backups
 from baton import retention
@@ -172,22 +174,16 @@ def prune(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
-        with DagsterInstance.from_config(str(home)) as instance:
-            report = retention.prune(
-                settings.db_url,
-                now - older,
-                audit_cutoff=now - audit,
-                dry_run=args.dry_run,
-                instance=instance,
-                assets_root=assets_root,
-                now=now,
-            )
+        instance: Any = DagsterInstance.from_config(str(home))
     else:
+        instance = contextlib.nullcontext(None)
+    with instance as opened:
         report = retention.prune(
             settings.db_url,
             now - older,
             audit_cutoff=now - audit,
             dry_run=args.dry_run,
+            instance=opened,
             assets_root=assets_root,
             now=now,
         )

@@ -474,22 +474,10 @@ class RunStore:
                     return StepEntry(memo=memo)
                 _require_segment(RunsRepository(s), run_id, segment)
                 raise
-            given = _call_input(rendered, row)
+            given = call_input(rendered, row.input_replacement, row.input_override)
             if given is not rendered:
                 steps.set_input(run_id, step_id, self.mask(given))
             return StepEntry(started=started, input=given)
-
-    def input_override(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
-        """Changes an approver asked for on this step's input (a retry decision)."""
-        with self.session() as s:
-            row = StepsRepository(s).get(run_id, step_id)
-            return row.input_override if row is not None else None
-
-    def input_replacement(self, run_id: uuid.UUID, step_id: str) -> dict[str, Any] | None:
-        """The input an operator's retry gave this step (replacing the rendered one)."""
-        with self.session() as s:
-            row = StepsRepository(s).get(run_id, step_id)
-            return row.input_replacement if row is not None else None
 
     def start_step(
         self,
@@ -686,14 +674,13 @@ class RunStore:
         EventsRepository(s).append_for_run(type=type_, run_id=run_id, payload=payload)
 
 
-def _call_input(rendered: Any, row: Moved | None) -> Any:
-    """The input a step calls with: an operator's replacement (a retry with a new input) wins
-    over ``rendered``; an approver's changes (a retry decision) are laid over a dict."""
-    if row is None:
-        return rendered
-    given = row.input_replacement if row.input_replacement is not None else rendered
-    if row.input_override and isinstance(given, dict):
-        given = {**given, **row.input_override}
+def call_input(rendered: Any, replacement: Any | None, override: dict[str, Any] | None) -> Any:
+    """The input a step calls with: an operator's ``replacement`` (a retry with a new input)
+    wins over ``rendered``; an approver's changes (``override``, a retry decision) are laid over
+    a dict."""
+    given = replacement if replacement is not None else rendered
+    if override and isinstance(given, dict):
+        given = {**given, **override}
     return given
 
 

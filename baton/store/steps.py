@@ -12,7 +12,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
     Table,
     Update,
     bindparam,
@@ -152,35 +151,6 @@ class StepsRepository:
             raise self._refused(run_id, step_id, target)
         return row
 
-    def move(
-        self,
-        run_id: uuid.UUID,
-        step_id: str,
-        target: str,
-        *,
-        of_attempt: int | None = None,
-        also: Sequence[ColumnElement[bool]] = (),
-        **fields: Any,
-    ) -> Moved:
-        """``transition`` for an agent step's start and end, the hot path: the same rules, but
-        only the attempt, the call and the operator's inputs come back, as plain columns
-        (building the ORM row from RETURNING costs about 1 ms a move).
-
-        Raises:
-            IllegalTransition: as ``transition``.
-        """
-        statement = _move(run_id, step_id, target, of_attempt, also, fields)
-        statement = statement.execution_options(synchronize_session=False)
-        found: Any
-        if self.session.get_bind().dialect.update_returning:
-            found = self.session.execute(statement.returning(*_MOVED)).one_or_none()
-        else:  # SQLite before 3.35: no RETURNING
-            moved = self.session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
-            found = self.session.execute(_moved_row(run_id, step_id)).one() if moved else None
-        if found is None:
-            raise self._refused(run_id, step_id, target)
-        return Moved(*found)
-
     def _refused(self, run_id: uuid.UUID, step_id: str, target: str) -> IllegalTransition:
         current = self.get(run_id, step_id)
         return IllegalTransition(
@@ -216,13 +186,14 @@ class StepsRepository:
         retry: bool,
         segment: str | None,
     ) -> Moved:
-        """``start_attempt`` for an agent step (the hot path, ``move``); with ``segment``, only
+        """``start_attempt`` for an agent step (the hot path: a prebuilt statement returning
+        plain columns, not the ORM row, which costs about 1 ms a move); with ``segment``, only
         while the run has not ended and that segment, or none, is its active one: checked in
         the same UPDATE, so starting a step is one statement."""
         if not self.session.get_bind().dialect.update_returning:  # SQLite before 3.35
             also = () if segment is None else (segment_is(run_id, segment),)
             fields = _start_fields(input, dagster_run_id, retry)
-            return self.move(run_id, step_id, "running", also=also, **fields)
+            return Moved.of(self.transition(run_id, step_id, "running", also=also, **fields))
         params = {
             "b_run_id": run_id,
             "b_step_id": step_id,
@@ -237,14 +208,18 @@ class StepsRepository:
     def complete_attempt(
         self, run_id: uuid.UUID, step_id: str, *, output: Any, of_attempt: int | None
     ) -> Moved:
-        """Move a running step to completed with its ``output`` (the hot path, ``move``); with
+        """Move a running step to completed with its ``output`` (the hot path, as
+        ``begin_attempt``); with
         ``of_attempt``, only while that attempt is still the step's latest.
 
         Raises:
             IllegalTransition: as ``transition``.
         """
         if not self.session.get_bind().dialect.update_returning:  # SQLite before 3.35
-            return self.move(run_id, step_id, "completed", of_attempt=of_attempt, output=output)
+            row = self.transition(
+                run_id, step_id, "completed", of_attempt=of_attempt, output=output
+            )
+            return Moved.of(row)
         params = {
             "b_run_id": run_id,
             "b_step_id": step_id,
@@ -400,13 +375,17 @@ class StepsRepository:
 
 @dataclass(frozen=True)
 class Moved:
-    """What ``StepsRepository.move`` hands back: the step's attempt and logical call after the
-    move, and an operator's replacement input and an approver's changes, if any."""
+    """What an agent step's start and end hand back: the step's attempt and logical call after
+    the move, and an operator's replacement input and an approver's changes, if any."""
 
     attempt: int
     call_number: int
     input_replacement: Any
     input_override: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, row: OrchestrationStep) -> Moved:
+        return cls(row.attempt, row.call_number, row.input_replacement, row.input_override)
 
 
 _MOVED = (
@@ -415,12 +394,6 @@ _MOVED = (
     OrchestrationStep.input_replacement,
     OrchestrationStep.input_override,
 )
-
-
-def _moved_row(run_id: uuid.UUID, step_id: str) -> Select[Any]:
-    return select(*_MOVED).where(
-        OrchestrationStep.run_id == run_id, OrchestrationStep.step_id == step_id
-    )
 
 
 def _move(

@@ -37,6 +37,7 @@ from baton.store.service import (
     StartedCall,
     StepMemo,
     Superseded,
+    call_input,
 )
 from orchestration_defs.compiler.agent_call import call_agent, classify
 from orchestration_defs.compiler.child_launch import child_ended
@@ -251,9 +252,7 @@ def _enter_cached(
         store.skip_step(run_id, step.id, reason=skip)
         context.log.info(f"step '{step.id}' skipped: {skip}")
         return _Entry(skipped=True)
-    given = reads.replacement if reads.replacement is not None else rendered
-    if reads.override and isinstance(given, dict):
-        given = {**given, **reads.override}  # an approver's changes, from a retry decision
+    given = call_input(rendered, reads.replacement, reads.override)
     cached = cached_result(context, store, step, baton, given)
     if cached is not None:
         return _Entry(cached=cached)
